@@ -1,0 +1,29 @@
+# Two commands do all the set-up on a fresh machine:
+#   make notebook   build .venv, then execute neural_style_transfer.ipynb in place
+#                   (writes every figure and GIF under assets/generated/)
+#   make test       build .venv if missing, then run the unit tests and re-execute the
+#                   notebook under nbval in quick mode (small images, few steps)
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: notebook test venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+notebook: venv
+	TQDM_DISABLE= $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3 \
+	    neural_style_transfer.ipynb
+	@echo "Figures and GIFs: assets/generated/"
+
+test: venv
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache

