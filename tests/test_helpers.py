@@ -278,3 +278,42 @@ def test_gifsicle_makes_a_photo_gif_smaller(tmp_path):
 def test_frames_every_spreads_evenly_and_includes_ends():
     assert H.frames_every(100, 5) == [0, 25, 50, 75, 100]
     assert H.frames_every(3, 10) == [0, 1, 2, 3]
+
+
+def test_gif_preview_is_smaller_and_keeps_playing_time(tmp_path):
+    dog = H.load_image(ASSETS / "dog.jpg", max_size=256)
+    frames = [dog * (0.3 + 0.7 * i / 39) for i in range(40)]
+    path = H.save_gif(frames, tmp_path / "long.gif", seconds_per_frame=0.1, hold_last=0.1)
+    preview = Image.open(io.BytesIO(H.gif_preview(path, width=128, max_frames=10)))
+    assert preview.size == (128, round(dog.shape[2] * 128 / 256))
+    assert preview.n_frames == 10
+    total_ms = 0
+    for index in range(preview.n_frames):
+        preview.seek(index)
+        total_ms += preview.info["duration"]
+    assert 3500 <= total_ms <= 5600   # 40 x 100 ms, with the last frame held 1.5 s
+
+
+def test_saved_files_get_normal_permissions(tmp_path):
+    import os
+    path = H.save_image(torch.zeros(1, 3, 40, 40), tmp_path / "black.png")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_show_figure_saves_full_figure_and_shows_small_jpeg(tmp_path, monkeypatch):
+    import matplotlib
+    matplotlib.use("Agg")
+    import IPython.display
+    import matplotlib.pyplot as plt
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    dog = H.load_image(ASSETS / "dog.jpg", max_size=256)
+    H.show_images([dog, dog], ["a", "b"], path=tmp_path / "pair.jpg")
+    assert len(shown) == 1 and shown[0].format == "jpeg"
+    assert len(shown[0].data) < 150_000
+    with Image.open(tmp_path / "pair.jpg") as saved:
+        assert saved.format == "JPEG" and saved.width > 500
+    assert plt.get_fignums() == []   # closed, so it is not shown a second time
