@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: notebook test venv clean
+.PHONY: notebook test bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -25,6 +25,10 @@ notebook: venv
 
 test: venv
 	$(PY) -m pytest
+
+# Speed benchmark (about 16 minutes on 2 cores): writes bench/results.json and results.md
+bench: venv
+	$(PY) bench/benchmark.py --notebook
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -8,7 +8,8 @@ from pathlib import Path
 import jupytext
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = ROOT / "neural_style_transfer.ipynb"
+# The paired script has the same cells as the notebook (tests/test_notebook.py checks it).
+NOTEBOOK = ROOT / "neural_style_transfer.py"
 
 
 @contextmanager

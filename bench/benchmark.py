@@ -1,0 +1,359 @@
+"""Speed benchmark of the notebook, measured side by side in one run.
+
+Uses the notebook's own code (its cells are executed in this process up to `stylise`, see
+tests/notebook_code.py), on Tübingen + The Starry Night from assets/. Prints a table and
+writes bench/results.json, bench/results.md and comparison images under bench/.
+
+    .venv/bin/python bench/benchmark.py              # about 10 minutes on 2 CPU cores
+    .venv/bin/python bench/benchmark.py --notebook   # also time the whole notebook (+6 min)
+
+Ratios are what to read: absolute seconds vary from run to run on shared machines, but
+the two sides of each ratio are measured in the same run, interleaved where possible.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+os.environ["NST_QUICK"] = "0"
+os.environ["TQDM_DISABLE"] = "1"
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from notebook_code import notebook_namespace  # noqa: E402
+
+import nst_helpers as helpers  # noqa: E402
+
+CONTENT = ROOT / "assets" / "tubingen.jpg"
+STYLE = ROOT / "assets" / "starry_night.jpg"
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    if Path("/proc/cpuinfo").exists():
+        match = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
+        cpu = match.group(1).strip() if match else cpu
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+            "python": platform.python_version(), "torch_threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+class Problem:
+    """Tübingen + Starry Night at one size, with targets computed by the notebook's code."""
+
+    def __init__(self, nb: dict, size: int):
+        self.nb = nb
+        device = nb["device"]
+        self.content = helpers.load_image(CONTENT, max_size=size).to(device)
+        style = helpers.load_image(STYLE, max_size=size).to(device)
+        with torch.no_grad():
+            self.content_target = nb["extract_features"](
+                self.content, [nb["content_layer"]])[nb["content_layer"]]
+            self.style_targets = {layer: nb["gram_matrix"](feature) for layer, feature
+                                  in nb["extract_features"](style, nb["style_layers"]).items()}
+
+    def run(self, steps: int, start=None):
+        start = self.content if start is None else start
+        began = time.perf_counter()
+        image, history, _ = self.nb["stylise"](start, self.content_target, self.style_targets,
+                                              steps)
+        return image, history, time.perf_counter() - began
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def floor_seconds(nb: dict, image: torch.Tensor, repeats: int = 3) -> float:
+    """One forward + backward of the truncated VGG19 with respect to the input image,
+    in the notebook's precision: the least work any optimisation step must do."""
+    x = image.clone().requires_grad_(True)
+    times = []
+    for _ in range(repeats):
+        sync(nb["device"])
+        began = time.perf_counter()
+        with torch.autocast(nb["device"].type, dtype=torch.bfloat16, enabled=nb["use_bfloat16"]):
+            out = nb["vgg"](nb["caffe_preprocess"](x))
+        out.float().sum().backward()
+        sync(nb["device"])
+        times.append(time.perf_counter() - began)
+        x.grad = None
+    return statistics.median(times)
+
+
+def step_seconds(problem: Problem, steps: int = 8) -> float:
+    problem.run(1)  # warm-up
+    return problem.run(steps)[2] / steps
+
+
+def measure_floor_and_step(nb: dict, sizes=(256, 512), rounds: int = 3) -> dict:
+    results = {}
+    for size in sizes:
+        problem = Problem(nb, size)
+        floors, steps = [], []
+        for _ in range(rounds):                       # interleaved, so drift hits both
+            floors.append(floor_seconds(nb, problem.content))
+            steps.append(step_seconds(problem))
+        floor, step = statistics.median(floors), statistics.median(steps)
+        results[str(size)] = {"floor_s": round(floor, 4), "step_s": round(step, 4),
+                         "step_overhead_ratio": round(step / floor, 3),
+                         "pixels": list(problem.content.shape[-2:])}
+        print(f"  {size} px: floor {floor:.3f} s, step {step:.3f} s, ratio {step / floor:.3f}")
+    return results
+
+
+def run_pastiche(size: int, steps: int, output: Path) -> dict:
+    command = [sys.executable, "-m", "pastiche", "--device", "cpu", "--seed", "0",
+               "--optimizer", "lbfgs", "--num-steps", str(steps), "--size", str(size),
+               "--style-size", str(size), "--info-step", str(steps),
+               "--content", str(CONTENT), "--styles", str(STYLE), "--output", str(output)]
+    began = time.perf_counter()
+    printed = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    wall = time.perf_counter() - began
+    # pastiche prints "step elapsed loss"; its clock starts before it loads the weights and
+    # computes the targets, so step 0's elapsed is its set-up and the loop is the difference.
+    elapsed = {int(m.group(1)): float(m.group(2)) for m in
+               re.finditer(r"^(\d+)\s+([\d.]+)\s+[\d.]+$", printed, re.MULTILINE)}
+    return {"wall_s": round(wall, 2), "setup_s": elapsed[0],
+            "loop_s": round(elapsed[steps] - elapsed[0], 2)}
+
+
+def side_by_side(images, titles, path):
+    helpers.show_images(images, titles, path=path, height=3.5)
+
+
+def measure_peer(nb: dict, size: int = 256, steps: int = 100) -> dict:
+    problem = Problem(nb, size)
+    pastiche_image = BENCH / "pastiche_output.png"
+    peer = run_pastiche(size, steps, pastiche_image)
+    ours_image, ours_history, ours_seconds = problem.run(steps)
+    # our loop in float32 too, to show how much of the gain is precision
+    nb["use_bfloat16"], saved = False, nb["use_bfloat16"]
+    fp32_image, fp32_history, fp32_seconds = problem.run(steps)
+    nb["use_bfloat16"] = saved
+    side_by_side([helpers.load_image(pastiche_image), ours_image],
+                 [f"pastiche CLI: {peer['loop_s']:.0f} s loop, {peer['wall_s']:.0f} s wall",
+                  f"this notebook: {ours_seconds:.0f} s"], BENCH / "pastiche_vs_notebook.jpg")
+    difference = (fp32_image - ours_image).abs()
+    side_by_side([fp32_image, ours_image],
+                 [f"float32: {fp32_seconds:.0f} s, loss {min(fp32_history['total']):.4g}",
+                  f"bfloat16 autocast: {ours_seconds:.0f} s, "
+                  f"loss {min(ours_history['total']):.4g}"],
+                 BENCH / "float32_vs_bfloat16.jpg")
+    result = {
+        "size": size, "steps": steps, "pastiche": peer,
+        "ours_s": round(ours_seconds, 2), "ours_float32_s": round(fp32_seconds, 2),
+        "speedup_vs_pastiche": round(peer["loop_s"] / ours_seconds, 2),
+        "speedup_vs_pastiche_wall": round(peer["wall_s"] / ours_seconds, 2),
+        "speedup_vs_pastiche_float32": round(peer["loop_s"] / fp32_seconds, 2),
+        "bfloat16_final_loss": min(ours_history["total"]),
+        "float32_final_loss": min(fp32_history["total"]),
+        "bfloat16_vs_float32_loss_ratio": round(min(ours_history["total"])
+                                                / min(fp32_history["total"]), 4),
+        "bfloat16_vs_float32_mean_abs_pixel_difference": round(difference.mean().item(), 4),
+    }
+    print(f"  pastiche loop {peer['loop_s']} s (wall {peer['wall_s']} s), "
+          f"ours {ours_seconds:.1f} s (float32 {fp32_seconds:.1f} s): "
+          f"speedup {result['speedup_vs_pastiche']}")
+    return result
+
+
+def measure_coarse_to_fine(nb: dict, size: int = 512, single_steps: int = 100,
+                           coarse_steps: int = 100, fine_steps: int = 80) -> dict:
+    """From noise (as in the notebook's section 11): how long does coarse to fine need to
+    reach the loss that a single-scale run reaches in `single_steps` steps?"""
+    fine = Problem(nb, size)
+    coarse = Problem(nb, size // 2)
+
+    def noise(like):
+        return torch.rand(like.shape, generator=torch.Generator().manual_seed(0)).to(like.device)
+
+    single_image, single_history, single_seconds = fine.run(single_steps,
+                                                            start=noise(fine.content))
+    target = min(single_history["total"])
+    coarse_image, _, coarse_seconds = coarse.run(coarse_steps, start=noise(coarse.content))
+    upsampled = F.interpolate(coarse_image, size=fine.content.shape[-2:], mode="bicubic",
+                              align_corners=False).clamp(0, 1)
+    fine_image, fine_history, fine_seconds = fine.run(fine_steps, start=upsampled)
+    reached = next((index for index, loss in enumerate(fine_history["total"])
+                    if loss <= target), None)
+    if reached is None:
+        time_to_target = float("nan")
+    else:   # steps cost the same, so the time to step k is a fraction of the fine run
+        time_to_target = coarse_seconds + fine_seconds * (reached + 1) / len(fine_history["total"])
+    side_by_side([single_image, fine_image],
+                 [f"single scale: {single_steps} steps, {single_seconds:.0f} s, "
+                  f"loss {target:.3g}",
+                  f"coarse to fine: {coarse_steps} + {fine_steps} steps, "
+                  f"{coarse_seconds + fine_seconds:.0f} s, loss {min(fine_history['total']):.3g}"],
+                 BENCH / "coarse_to_fine.jpg")
+    result = {"size": size, "init": "noise", "single_steps": single_steps,
+              "single_s": round(single_seconds, 2), "single_final_loss": target,
+              "coarse_steps": coarse_steps, "fine_steps": fine_steps,
+              "coarse_s": round(coarse_seconds, 2), "fine_s": round(fine_seconds, 2),
+              "fine_steps_to_reach_single_loss": None if reached is None else reached + 1,
+              "coarse_to_fine_final_loss": min(fine_history["total"]),
+              "coarse_to_fine_seconds_to_single_loss": round(time_to_target, 2),
+              "coarse_to_fine_speedup": round(single_seconds / time_to_target, 2)}
+    print(f"  single {single_seconds:.1f} s -> loss {target:.4g}; coarse-to-fine reaches it in "
+          f"{time_to_target:.1f} s: speedup {result['coarse_to_fine_speedup']}")
+    return result
+
+
+def measure_layout(nb: dict, size: int = 256, rounds: int = 2) -> dict:
+    problem = Problem(nb, size)
+    timings = {"default": [], "channels_last": []}
+    for _ in range(rounds):
+        nb["vgg"].to(memory_format=torch.contiguous_format)
+        timings["default"].append(step_seconds(problem))
+        nb["vgg"].to(memory_format=torch.channels_last)
+        timings["channels_last"].append(step_seconds(problem))
+    nb["vgg"].to(memory_format=torch.contiguous_format)
+    default, last = (statistics.median(timings[key]) for key in ("default", "channels_last"))
+    print(f"  channels_last step {last:.3f} s vs default {default:.3f} s")
+    return {"size": size, "default_step_s": round(default, 4),
+            "channels_last_step_s": round(last, 4),
+            "channels_last_speedup": round(default / last, 3)}
+
+
+def measure_precision_speed(nb: dict, size: int = 256, rounds: int = 2) -> dict:
+    problem = Problem(nb, size)
+    saved = nb["use_bfloat16"]
+    timings = {"float32": [], "bfloat16": []}
+    for _ in range(rounds):
+        for name in timings:
+            nb["use_bfloat16"] = name == "bfloat16"
+            timings[name].append(step_seconds(problem))
+    nb["use_bfloat16"] = saved
+    fp32, bf16 = statistics.median(timings["float32"]), statistics.median(timings["bfloat16"])
+    print(f"  step float32 {fp32:.3f} s, bfloat16 {bf16:.3f} s: {fp32 / bf16:.2f}x")
+    return {"size": size, "float32_step_s": round(fp32, 4), "bfloat16_step_s": round(bf16, 4),
+            "bfloat16_speedup": round(fp32 / bf16, 3)}
+
+
+def measure_peak_memory(size: int = 512, steps: int = 5) -> float:
+    script = textwrap.dedent(f"""
+        import os, resource, sys
+        os.environ["NST_QUICK"] = "0"; os.environ["TQDM_DISABLE"] = "1"
+        os.environ["MPLBACKEND"] = "Agg"
+        sys.path[:0] = [{str(ROOT / 'tests')!r}, {str(ROOT)!r}]
+        from notebook_code import notebook_namespace
+        nb = notebook_namespace(image_size={size})
+        nb["stylise"](nb["content_image"], nb["content_target"], nb["style_targets"], {steps})
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    """)
+    printed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             check=True, cwd=ROOT).stdout
+    peak = float(printed.split()[-1])
+    print(f"  peak RSS of a {size} px run: {peak:.0f} MB")
+    return round(peak, 1)
+
+
+def time_notebook(quick: bool) -> float:
+    environment = dict(os.environ, TQDM_DISABLE="1", NST_QUICK="1" if quick else "0")
+    with tempfile.TemporaryDirectory() as scratch:
+        environment["NST_OUTPUT_DIR"] = scratch
+        copy = ROOT / "tests" / "_benchmark_copy.ipynb"   # inside the project, so it finds assets
+        copy.write_bytes((ROOT / "neural_style_transfer.ipynb").read_bytes())
+        try:
+            began = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook",
+                            "--execute", "--output", str(Path(scratch) / "out.ipynb"),
+                            "--ExecutePreprocessor.timeout=-1", str(copy)],
+                           env=environment, check=True, capture_output=True)
+            seconds = time.perf_counter() - began
+        finally:
+            copy.unlink(missing_ok=True)
+    print(f"  whole notebook ({'quick' if quick else 'defaults'}): {seconds:.0f} s")
+    return round(seconds, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--notebook", action="store_true", help="also time the whole notebook")
+    arguments = parser.parse_args()
+
+    nb = notebook_namespace()
+    results = {"machine": machine(), "device": str(nb["device"]), "precision": nb["precision"]}
+    print(f"machine: {results['machine']}\nprecision: {nb['precision']}")
+    print("1. floor vs notebook step")
+    results["floor_and_step"] = measure_floor_and_step(nb)
+    results["step_overhead_ratio"] = max(v["step_overhead_ratio"]
+                                         for v in results["floor_and_step"].values())
+    print("2. peer: pastiche")
+    results["peer"] = measure_peer(nb)
+    results["speedup_vs_pastiche"] = results["peer"]["speedup_vs_pastiche"]
+    print("3. time to quality at 512 px")
+    results["time_to_quality"] = measure_coarse_to_fine(nb)
+    results["coarse_to_fine_speedup"] = results["time_to_quality"]["coarse_to_fine_speedup"]
+    print("4. precision and memory layout")
+    results["precision"] = {**measure_precision_speed(nb),
+                            "default": nb["precision"]}
+    results["layout"] = measure_layout(nb)
+    print("5. memory")
+    results["peak_rss_mb_512"] = measure_peak_memory()
+    if arguments.notebook:
+        print("6. whole notebook")
+        results["notebook_default_seconds"] = time_notebook(quick=False)
+        results["notebook_quick_seconds"] = time_notebook(quick=True)
+    else:
+        previous = BENCH / "results.json"
+        if previous.exists():
+            old = json.loads(previous.read_text())
+            for key in ("notebook_default_seconds", "notebook_quick_seconds"):
+                if key in old:
+                    results[key] = old[key]
+
+    (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = summary_table(results)
+    (BENCH / "results.md").write_text(table + "\n")
+    print("\n" + table)
+
+
+def summary_table(results: dict) -> str:
+    floor = results["floor_and_step"]
+    peer = results["peer"]
+    quality = results["time_to_quality"]
+    rows = [
+        ("step_overhead_ratio (step / floor, 256 px)", f"{floor['256']['step_overhead_ratio']}",
+         "<= 1.10"),
+        ("step_overhead_ratio (512 px)", f"{floor['512']['step_overhead_ratio']}", "<= 1.10"),
+        ("speedup_vs_pastiche (256 px, 100 L-BFGS steps, loop)", f"{peer['speedup_vs_pastiche']}",
+         ">= 1.5"),
+        ("  same, our loop in float32", f"{peer['speedup_vs_pastiche_float32']}", ""),
+        ("coarse_to_fine_speedup (512 px from noise, time to the single-scale loss)",
+         f"{quality['coarse_to_fine_speedup']}", ">= 3"),
+        ("bfloat16 speed-up per step (256 px)", f"{results['precision']['bfloat16_speedup']}", ""),
+        ("bfloat16 / float32 final loss", f"{peer['bfloat16_vs_float32_loss_ratio']}", "~1"),
+        ("channels_last speed-up per step", f"{results['layout']['channels_last_speedup']}", ""),
+        ("peak_rss_mb_512", f"{results['peak_rss_mb_512']}", ""),
+        ("notebook_default_seconds", f"{results.get('notebook_default_seconds', 'not run')}",
+         "<= 300"),
+        ("notebook_quick_seconds", f"{results.get('notebook_quick_seconds', 'not run')}", ""),
+    ]
+    lines = [f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
+             f"torch {results['machine']['torch']}, precision {results['precision']['default']}",
+             "", "| measure | value | target |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {target} |" for name, value, target in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
