@@ -349,6 +349,39 @@ print("relu4_2 channels:", walked[content_layer].shape[1],
 assert torch.allclose(walked["relu5_1"], plain)
 
 # %% [markdown]
+# ### A classic pitfall, shown live: the in-place ReLU
+#
+# Many VGG definitions (torchvision's among them) use `nn.ReLU(inplace=True)` to save
+# memory, and several popular style-transfer codes then record "conv" features with a walk
+# like ours. An in-place ReLU writes its result *into the tensor it was given*, and that
+# tensor is the one the walk just stored as the convolution's output. Nothing fails; the
+# stored `conv` features silently turn into `relu` features (no negative values left). Here
+# it is on `conv1_1`:
+
+# %%
+def conv1_1_then_relu(inplace):
+    """What a walk would store as conv1_1, and the ReLU applied after storing it."""
+    with torch.no_grad():
+        stored_conv = vgg.conv1_1(caffe_preprocess(content_image))
+        relu_output = nn.ReLU(inplace=inplace)(stored_conv)
+    return stored_conv, relu_output
+
+
+safe_conv, _ = conv1_1_then_relu(inplace=False)
+broken_conv, broken_relu = conv1_1_then_relu(inplace=True)
+print(f"negative values in the stored conv1_1, ReLU(inplace=False): {(safe_conv < 0).float().mean():.0%}")
+print(f"negative values in the stored conv1_1, ReLU(inplace=True):  {(broken_conv < 0).float().mean():.0%}")
+print("with inplace=True the stored conv output *is* the ReLU output:",
+      broken_conv.data_ptr() == broken_relu.data_ptr())
+assert (safe_conv < 0).any() and not (broken_conv < 0).any()
+
+# %% [markdown]
+# The fix is what we did: `inplace=False` (or `.clone()` whatever you store before the next
+# layer runs). Our style and content layers are ReLU outputs on purpose, so the pitfall
+# would not change *our* losses, but code that asks for `conv4_2` would get `relu4_2`
+# without knowing.
+
+# %% [markdown]
 # ### What the network sees
 #
 # Each row shows the four most active feature maps of one style layer for the dog photo.
@@ -539,28 +572,51 @@ assert tv_loss(noise_example) > 10 * tv_loss(content_image.cpu())
 # page of traceback. And the first step is timed, so you know straight away how long the
 # whole run will take on your machine.
 
+# %% [markdown]
+# Every new photo or painting needs its targets computed once, exactly as in sections 4
+# and 5. We will do that for several more images (sections 10 to 12), so here is that
+# recipe as one function.
+
+# %%
+def targets_for(content_image, style_image):
+    """The fixed targets of one problem: the photo's content features and the painting's
+    Gram matrices, computed once and without gradients."""
+    with torch.no_grad():
+        target = extract_features(content_image, [content_layer])[content_layer]
+        grams = {layer: gram_matrix(feature)
+                 for layer, feature in extract_features(style_image, style_layers).items()}
+    return target, grams
+
+
 # %%
 def stylise(initial_image, content_target, style_targets, steps,
             content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
-            frame_every=0, description="stylising"):
+            frame_every=0, description="stylising", content_layer=content_layer,
+            method="lbfgs"):
     """Optimise the pixels of `initial_image` for `steps` evaluations of the network.
-    Returns (best image, loss history, GIF frames)."""
+    Returns (best image, loss history, GIF frames). `method="adam"` swaps L-BFGS for Adam
+    (section 19); `content_layer` picks the layer the content target came from."""
     image = initial_image.clone().contiguous().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=steps, max_eval=steps,
-                                  history_size=50, line_search_fn="strong_wolfe",
-                                  tolerance_grad=-1, tolerance_change=-1)
-    history = {"content": [], "style": [], "tv": [], "total": []}
+    history = {"content": [], "style": [], "tv": [], "total": [], "seconds": []}
     best = {"loss": math.inf, "image": image.detach().clone()}
     frames = []
+    low_precision = use_bfloat16
     progress = tqdm(total=steps, desc=description, disable=not show_progress_bars)
     started = time.perf_counter()
+
+    def make_optimizer(evaluations):
+        if method == "adam":
+            return torch.optim.Adam([image], lr=0.02)
+        return torch.optim.LBFGS([image], lr=1.0, max_iter=evaluations, max_eval=evaluations,
+                                 history_size=50, line_search_fn="strong_wolfe",
+                                 tolerance_grad=-1, tolerance_change=-1)
 
     def closure():
         optimizer.zero_grad()
         step = len(history["total"])
         if frame_every and step % frame_every == 0:
             frames.append(image.detach().clamp(0, 1).cpu())
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bfloat16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=low_precision):
             features = extract_features(image, style_layers + [content_layer])
             losses = {"content": content_weight * content_loss(features[content_layer], content_target),
                       "style": style_weight * style_loss(features, style_targets),
@@ -572,6 +628,7 @@ def stylise(initial_image, content_target, style_targets, steps,
         for key, value in losses.items():
             history[key].append(value.item())
         history["total"].append(total.item())
+        history["seconds"].append(time.perf_counter() - started)
         if total.item() < best["loss"]:                 # the image this loss belongs to
             best["loss"], best["image"] = total.item(), image.detach().clone()
         if step == 0:   # time one step, so you know at once whether to wait or to shrink
@@ -582,10 +639,28 @@ def stylise(initial_image, content_target, style_targets, steps,
         return total
 
     try:
-        optimizer.step(closure)
-    except FloatingPointError as problem:
-        print(f"step {len(history['total'])}: {problem}; stopping and keeping the best image "
-              f"(loss {best['loss']:.4g}). Lower style_weight or image_size.")
+        while len(history["total"]) < steps:
+            remaining = steps - len(history["total"])
+            optimizer = make_optimizer(remaining)
+            try:
+                if method == "adam":
+                    for _ in range(remaining):      # Adam takes one step per call
+                        optimizer.step(closure)
+                else:
+                    optimizer.step(closure)         # L-BFGS calls the closure `remaining` times
+                break
+            except FloatingPointError as problem:
+                step = len(history["total"])
+                if not low_precision:
+                    print(f"step {step}: {problem}; stopping and keeping the best image "
+                          f"(loss {best['loss']:.4g}). Lower style_weight or image_size.")
+                    break
+                # bfloat16's coarse gradients can derail the line search when the style term
+                # is very strong: go on in float32 from the best image, with a fresh L-BFGS
+                print(f"step {step}: {problem} in bfloat16; continuing in float32 from the best image")
+                low_precision = False
+                with torch.no_grad():
+                    image.copy_(best["image"])
     except torch.OutOfMemoryError:
         height, width = image.shape[-2:]
         raise RuntimeError(f"out of memory at {width}x{height} pixels: set image_size to "
@@ -787,10 +862,7 @@ large_steps, refine_steps = (10, 25) if quick else (80, 30)
 
 big_content = helpers.load_image(content_path, max_size=large_size).to(device)
 big_style = helpers.load_image(style_path, max_size=large_size).to(device)
-with torch.no_grad():
-    big_content_target = extract_features(big_content, [content_layer])[content_layer]
-    big_style_targets = {layer: gram_matrix(feature) for layer, feature
-                         in extract_features(big_style, style_layers).items()}
+big_content_target, big_style_targets = targets_for(big_content, big_style)
 big_noise = torch.rand(big_content.shape, generator=torch.Generator().manual_seed(seed)).to(device)
 
 start_time = time.perf_counter()
@@ -817,11 +889,12 @@ helpers.show_images(
 # %% [markdown]
 # Look at the pictures before the numbers. The coarse-to-fine result has the painting's
 # large swirls and a whole, coherent dog; the single-scale run fills the big canvas with
-# small brush texture and a patchy layout. In *loss* the two end close, and the
-# single-scale run can even end lower: the loss compares statistics at this resolution,
-# pixel neighbourhood by pixel neighbourhood, and says nothing about composition. That is
-# why coarse to fine is the standard way to make large outputs: better large-scale
-# structure, and the extra cost of the big picture is only the refining steps.
+# small brush texture and a patchy layout. Here coarse to fine also ends at the lower loss,
+# but the loss is not what makes the difference: it compares statistics at this
+# resolution, neighbourhood by neighbourhood, and says nothing about composition (with more
+# single-scale steps that run catches up in loss, and still looks patchy). That is why
+# coarse to fine is the standard way to make large outputs: better large-scale structure,
+# and the extra cost of the big picture is only the refining steps.
 #
 # The check: refining must recover the fine texture that upsampling blurred away (the
 # loss of the upsampled picture falls by more than 3x; about 75x at the CPU defaults).
@@ -835,7 +908,365 @@ assert fine_result.shape == big_content.shape
 assert fine_loss < fine_history["total"][0] / 3
 
 # %% [markdown]
-# ## 12. Your own images
+# ## 12. Content and style of different sizes and shapes
+#
+# The older implementations this notebook replaces demanded that the photo and the painting
+# have the same size (the official PyTorch tutorial asserts it; d2l squashes both to
+# 300x450, distorting the painting). Nothing in our losses needs that: the content loss
+# compares the photo with itself, and the style loss compares C x C Gram matrices whose size
+# depends only on the channels. The 1/(HW) in `gram_matrix` removes the image's area.
+#
+# Here is the Scream at 256 px and at 512 px (four times the pixels). Without the division,
+# every Gram entry grows about 4x, a relative difference of about 0.75 at every layer. With
+# it, the fine-texture layers agree closely. The deeper layers still differ, and for a good
+# reason: at 512 px the painting's swirls cover twice as many pixels, so to VGG's fixed-size
+# filters they are different *motifs*. That is the brush-stroke scale of section 18, not a
+# size mismatch.
+
+# %%
+scream_small = helpers.load_image("assets/the_scream.jpg", max_size=256).to(device)
+scream_large = helpers.load_image("assets/the_scream.jpg", max_size=512).to(device)
+with torch.no_grad():
+    small_features = extract_features(scream_small, style_layers)
+    large_features = extract_features(scream_large, style_layers)
+
+
+def relative_difference(a, b):
+    return ((a - b).norm() / b.norm()).item()
+
+
+print(f"{'layer':<9}{'normalised Gram':>17}{'raw Gram (no 1/HW)':>21}")
+for layer in style_layers:
+    small, large = small_features[layer], large_features[layer]
+    normalised = relative_difference(gram_matrix(small), gram_matrix(large))
+    raw = relative_difference(gram_matrix(small) * small[0, 0].numel(),
+                              gram_matrix(large) * large[0, 0].numel())
+    print(f"{layer:<9}{normalised:>17.2f}{raw:>21.2f}")
+first_small, first_large = small_features["relu1_1"], large_features["relu1_1"]
+assert relative_difference(gram_matrix(first_small), gram_matrix(first_large)) < 0.25
+assert relative_difference(gram_matrix(first_small) * first_small[0, 0].numel(),
+                           gram_matrix(first_large) * first_large[0, 0].numel()) > 0.6
+
+# %% [markdown]
+# So a portrait painting can style a landscape photo directly. The Scream (tall) on
+# Tübingen (wide), each loaded at its own shape:
+
+# %%
+section_size = 96 if quick else 160     # the comparisons below use smaller images: cheap on a CPU
+section_steps = 15 if quick else 60     # (on a GPU, double both)
+
+tubingen = helpers.load_image("assets/tubingen.jpg", max_size=section_size).to(device)
+scream = helpers.load_image("assets/the_scream.jpg", max_size=section_size).to(device)
+tubingen_target, scream_targets = targets_for(tubingen, scream)
+scream_result, _, _ = stylise(tubingen, tubingen_target, scream_targets, section_steps,
+                              description="Tübingen x The Scream")
+helpers.save_image(scream_result, output_dir / "tubingen_scream.png")
+helpers.show_images([tubingen, scream, scream_result],
+                    [f"content {tuple(tubingen.shape[-2:])}", f"style {tuple(scream.shape[-2:])}",
+                     "result: the content's shape"], path=output_dir / "sizes_and_shapes.jpg")
+assert scream_result.shape == tubingen.shape and scream.shape[-2] > scream.shape[-1]
+
+# %% [markdown]
+# ## 13. Transparency
+#
+# A logo or a cut-out has an alpha channel: which pixels are there at all. VGG only knows
+# RGB, so we stylise the colours (transparent areas composited onto white, which
+# `load_image` does for every file) and then put the original alpha back, so the result is
+# a PNG with exactly the input's transparency. Shown over a checkerboard, as image editors
+# do.
+
+# %%
+logo, logo_alpha = helpers.load_image_with_alpha("assets/matplotlib_logo.png",
+                                                 max_size=2 * section_size)
+logo, logo_alpha = logo.to(device), logo_alpha.to(device)
+logo_target, logo_style_targets = targets_for(logo, style_image)
+logo_result, _, _ = stylise(logo, logo_target, logo_style_targets, section_steps,
+                            description="logo")
+logo_path = helpers.save_image(logo_result, output_dir / "logo_starry_night.png", alpha=logo_alpha)
+
+
+def over_checkerboard(image, alpha, square=8):
+    """Composite an image with transparency over a grey checkerboard, for display."""
+    rows = torch.arange(image.shape[-2], device=image.device) // square
+    columns = torch.arange(image.shape[-1], device=image.device) // square
+    board = 0.75 + 0.2 * ((rows[:, None] + columns[None, :]) % 2)
+    return image * alpha + board * (1 - alpha)
+
+
+helpers.show_images([over_checkerboard(logo, logo_alpha), over_checkerboard(logo_result, logo_alpha)],
+                    ["input (RGBA)", "stylised, original alpha put back"],
+                    path=output_dir / "transparency.jpg", height=1.6)
+_, saved_alpha = helpers.load_image_with_alpha(logo_path)
+print("alpha of the saved PNG identical to the input's:",
+      torch.equal((saved_alpha * 255).round(), (logo_alpha.cpu() * 255).round()))
+assert torch.equal((saved_alpha * 255).round(), (logo_alpha.cpu() * 255).round())
+
+# %% [markdown]
+# ## 14. What each layer knows (Gatys et al., Fig. 1)
+#
+# The single best picture for understanding the method: reconstruct an image from noise
+# using *only* part of the representation.
+#
+# * **Style** reconstructions use Gram matrices of the layers up to `relu1_1`, up to
+#   `relu2_1`, ..., up to `relu5_1` (no content loss). With only the first layer you get
+#   little more than the painting's average colours; each deeper layer adds larger
+#   structures: blobs of colour, then strokes, then swirls and stars.
+# * **Content** reconstructions match the feature map of one layer, `conv1_2` ... `conv4_2`
+#   and `conv5_1` (the paper's last one is `conv5_2`, but our network stops at `relu5_1`),
+#   with no style loss. Early layers reproduce the photo almost pixel for pixel; deep layers
+#   keep the objects and layout but let go of the exact pixels. That freedom is what the
+#   style loss fills in.
+
+# %%
+grid_size = 64 if quick else 128     # the grids (sections 14, 15, 17, 19) use small images:
+grid_steps = 15 if quick else 60     # ten runs each. On a GPU: 256 px and 200 steps
+grid_content = helpers.load_image(content_path, max_size=grid_size).to(device)
+grid_style = helpers.load_image(style_path, max_size=grid_size).to(device)
+grid_content_target, grid_style_targets = targets_for(grid_content, grid_style)
+grid_noise = torch.rand(grid_content.shape, generator=torch.Generator().manual_seed(seed)).to(device)
+
+# With no content term, nothing but the TV term holds the noise down: give the style
+# reconstructions more steps and 10x the smoothness weight.
+style_reconstructions = []
+for depth in range(1, len(style_layers) + 1):
+    targets = {layer: grid_style_targets[layer] for layer in style_layers[:depth]}
+    image, _, _ = stylise(grid_noise, grid_content_target, targets, int(2.5 * grid_steps),
+                          content_weight=0, tv_weight=10 * tv_weight,
+                          description=f"style up to {style_layers[depth - 1]}")
+    style_reconstructions.append(image)
+
+content_reconstructions = []
+reconstruction_layers = ["conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_1"]
+for layer in reconstruction_layers:
+    with torch.no_grad():
+        target = extract_features(grid_content, [layer])[layer]
+    image, _, _ = stylise(grid_noise, target, grid_style_targets, grid_steps, style_weight=0,
+                          content_layer=layer, description=f"content from {layer}")
+    content_reconstructions.append(image)
+
+# %% [markdown]
+# `extract_features` walks the network by name, so the `conv` layers are there to ask for.
+# (Their outputs are stored before the ReLU runs, thanks to `inplace=False`.)
+
+# %%
+figure, axes = plt.subplots(2, 5, figsize=(12, 3.6))
+for axis, image, layer in zip(axes[0], style_reconstructions, style_layers):
+    axis.imshow(helpers.tensor_to_pil(image.cpu()))
+    axis.set_title(f"style up to {layer}")
+for axis, image, layer in zip(axes[1], content_reconstructions, reconstruction_layers):
+    axis.imshow(helpers.tensor_to_pil(image.cpu()))
+    axis.set_title(f"content from {layer}")
+for axis in axes.flat:
+    axis.axis("off")
+figure.tight_layout()
+helpers.show_figure(figure, output_dir / "layer_reconstructions.jpg")
+
+# %% [markdown]
+# A check you can read: the content reconstruction from `conv1_2` is much closer to the
+# photo, in plain pixels, than the one from `conv5_1`.
+
+# %%
+pixel_errors = [(image - grid_content).abs().mean().item() for image in content_reconstructions]
+print("mean pixel error of each content reconstruction:",
+      ", ".join(f"{layer} {error:.3f}" for layer, error in zip(reconstruction_layers, pixel_errors)))
+assert pixel_errors[0] < pixel_errors[-1]
+
+# %% [markdown]
+# ## 15. The content/style trade-off
+#
+# Only the ratio of the two weights matters. Here is the dog from the photo at five
+# ratios; the notebook's default is framed. Low ratios leave a photo with a tint, high
+# ratios a painting in which the dog dissolves.
+
+# %%
+ratios = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+tradeoff_results = []
+for ratio in ratios:
+    image, history, _ = stylise(grid_content, grid_content_target, grid_style_targets, grid_steps,
+                                style_weight=ratio * content_weight, description=f"ratio {ratio:g}")
+    tradeoff_results.append((image, history["content"][-1] / content_weight))
+
+figure, axes = plt.subplots(1, len(ratios), figsize=(13, 2.4))
+for axis, ratio, (image, _) in zip(axes, ratios, tradeoff_results):
+    axis.imshow(helpers.tensor_to_pil(image.cpu()))
+    axis.set_title(f"style/content = {ratio:g}" + ("\n(default)" if ratio == style_weight / content_weight else ""))
+    axis.set_xticks([])
+    axis.set_yticks([])
+    if ratio == style_weight / content_weight:
+        for spine in axis.spines.values():
+            spine.set_edgecolor("crimson")
+            spine.set_linewidth(3)
+figure.tight_layout()
+helpers.show_figure(figure, output_dir / "tradeoff.jpg")
+
+final_content_losses = [final_content for _, final_content in tradeoff_results]
+print("content loss at the end, by ratio:", ", ".join(f"{loss:.3g}" for loss in final_content_losses))
+assert final_content_losses[0] < final_content_losses[-1]    # more style, further from the photo
+
+# %% [markdown]
+# ## 16. Keeping the content's colours
+#
+# Style transfer copies the painting's palette along with its strokes. Often you want the
+# strokes but the photo's own colours. Gatys et al. (2017) give two simple ways:
+#
+# 1. **Luminance-only transfer.** Convert both images to YIQ (Y is brightness, I and Q
+#    colour), stylise brightness only, then put the photo's I and Q back. The painting's
+#    brightness is first shifted and scaled to the photo's mean and spread, so only its
+#    texture is borrowed.
+# 2. **Colour matching.** Recolour the *painting* so its pixel colours have the photo's mean
+#    and covariance (a 3x3 linear map), then run the usual transfer.
+
+# %%
+rgb_to_yiq_matrix = torch.tensor([[0.299, 0.587, 0.114],
+                                  [0.596, -0.274, -0.322],
+                                  [0.211, -0.523, 0.312]], device=device)
+
+
+def to_yiq(image):
+    return torch.einsum("ij,bjhw->bihw", rgb_to_yiq_matrix, image)
+
+
+def from_yiq(image):
+    return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(rgb_to_yiq_matrix), image)
+
+
+def match_colours(source, reference):
+    """Linearly recolour `source` so its pixels have `reference`'s colour mean and covariance."""
+    def stats(image):
+        pixels = image.reshape(3, -1)
+        mean = pixels.mean(dim=1, keepdim=True)
+        return pixels - mean, mean, torch.cov(pixels)
+
+    centred, _, source_cov = stats(source)
+    _, reference_mean, reference_cov = stats(reference)
+
+    def matrix_sqrt(cov, power):
+        values, vectors = torch.linalg.eigh(cov)
+        return vectors @ torch.diag(values.clamp_min(1e-8) ** power) @ vectors.T
+
+    transform = matrix_sqrt(reference_cov, 0.5) @ matrix_sqrt(source_cov, -0.5)
+    return (transform @ centred + reference_mean).reshape(source.shape).clamp(0, 1)
+
+
+colour_content = helpers.load_image(content_path, max_size=section_size).to(device)
+colour_style = helpers.load_image(style_path, max_size=section_size).to(device)
+
+# 1. luminance only: stylise Y (as a grey RGB image), keep the photo's I and Q
+content_yiq, style_yiq = to_yiq(colour_content), to_yiq(colour_style)
+content_y, style_y = content_yiq[:, :1], style_yiq[:, :1]
+style_y = (style_y - style_y.mean()) / style_y.std() * content_y.std() + content_y.mean()
+grey_target, grey_style_targets = targets_for(content_y.expand(-1, 3, -1, -1),
+                                              style_y.clamp(0, 1).expand(-1, 3, -1, -1))
+grey_result, _, _ = stylise(content_y.expand(-1, 3, -1, -1), grey_target, grey_style_targets,
+                            section_steps, description="luminance only")
+luminance_result = from_yiq(torch.cat([grey_result.mean(dim=1, keepdim=True),
+                                       content_yiq[:, 1:]], dim=1)).clamp(0, 1)
+
+# 2. colour matching: recolour the painting, then the usual transfer
+matched_style = match_colours(colour_style, colour_content)
+matched_target, matched_style_targets = targets_for(colour_content, matched_style)
+matched_result, _, _ = stylise(colour_content, matched_target, matched_style_targets,
+                               section_steps, description="colour-matched style")
+plain_target, plain_style_targets = targets_for(colour_content, colour_style)
+plain_result, _, _ = stylise(colour_content, plain_target, plain_style_targets, section_steps,
+                             description="usual transfer")
+
+helpers.show_images([colour_content, plain_result, luminance_result, matched_style, matched_result],
+                    ["photo", "usual transfer", "luminance only", "painting, recoloured",
+                     "colour matching"], path=output_dir / "keep_colours.jpg", height=2.6)
+
+# %% [markdown]
+# Checks: the luminance-only result has the photo's colour channels (I, Q) almost exactly
+# (only clamping to valid RGB moves them), and the recoloured painting has the photo's mean
+# colour.
+
+# %%
+chroma_error = (to_yiq(luminance_result)[:, 1:] - content_yiq[:, 1:]).abs().mean().item()
+mean_colour_error = (matched_style.mean(dim=(2, 3)) - colour_content.mean(dim=(2, 3))).abs().max().item()
+print(f"luminance only: mean |I,Q - photo's I,Q| = {chroma_error:.4f}")
+print(f"colour matching: largest difference of mean colour = {mean_colour_error:.4f}")
+assert chroma_error < 0.02 and mean_colour_error < 0.02
+
+# %% [markdown]
+# ## 17. Blending two styles
+#
+# A Gram matrix is an average over positions, so the statistics of "a picture that is 75%
+# Starry Night and 25% Great Wave" are just the weighted average of the two Gram matrices.
+# Blending styles needs no new loss: mix the targets and call `stylise` as before.
+
+# %%
+wave = helpers.load_image("assets/great_wave.jpg", max_size=grid_size).to(device)
+_, wave_targets = targets_for(grid_content, wave)
+blend_weights = [1.0, 0.75, 0.5, 0.25, 0.0]          # weight of The Starry Night
+blends = []
+for weight in blend_weights:
+    mixed_targets = {layer: weight * grid_style_targets[layer] + (1 - weight) * wave_targets[layer]
+                     for layer in style_layers}
+    image, _, _ = stylise(grid_content, grid_content_target, mixed_targets, grid_steps,
+                          description=f"blend {weight:g}")
+    blends.append(image)
+helpers.show_images(blends, [f"{int(weight * 4)}:{int((1 - weight) * 4)}" for weight in blend_weights],
+                    path=output_dir / "blend.jpg", height=2.2)
+
+# the end points of the blend are exactly the single-style targets
+endpoint_starry = {layer: 1.0 * grid_style_targets[layer] + 0.0 * wave_targets[layer] for layer in style_layers}
+endpoint_wave = {layer: 0.0 * grid_style_targets[layer] + 1.0 * wave_targets[layer] for layer in style_layers}
+assert all(torch.equal(endpoint_starry[layer], grid_style_targets[layer]) for layer in style_layers)
+assert all(torch.equal(endpoint_wave[layer], wave_targets[layer]) for layer in style_layers)
+
+# %% [markdown]
+# ## 18. Brush-stroke scale
+#
+# VGG's filters have a fixed size in pixels. Load the painting smaller and each swirl
+# covers fewer pixels: the strokes in the result get smaller. Load it larger and the
+# strokes grow. The photo stays the same size; only the style image's size changes.
+
+# %%
+scale_results, scale_titles = [], []
+for scale in (0.5, 1.0, 2.0):
+    scaled_style = helpers.load_image(style_path, max_size=int(section_size * scale),
+                                      upscale=True).to(device)
+    scaled_target, scaled_targets = targets_for(colour_content, scaled_style)
+    image, _, _ = stylise(colour_content, scaled_target, scaled_targets, section_steps,
+                          description=f"style at {scale:g}x")
+    scale_results.append(image)
+    scale_titles.append(f"style image at {scale:g}x ({scaled_style.shape[-1]} px wide)")
+helpers.show_images(scale_results, scale_titles, path=output_dir / "brush_scale.jpg", height=2.8)
+assert all(image.shape == colour_content.shape for image in scale_results)
+
+# %% [markdown]
+# ## 19. L-BFGS versus Adam
+#
+# Adam is the optimiser everyone knows from training networks, and several tutorials use it
+# here. On this problem (one image, a smooth deterministic loss) L-BFGS's curvature model
+# wins, though not at once: its first steps are tiny while it learns the curvature, then it
+# overtakes Adam and ends lower in the same time. Adam's advantage is memory: it
+# keeps two numbers per pixel, where L-BFGS keeps `history_size` pairs of full-image
+# vectors (50 x 2 x 3 x H x W floats: about 150 MB at 512 px, more than VGG's activations
+# for one step). Both runs start from the photo, with the same weights and the same number
+# of evaluations.
+
+# %%
+adam_steps = grid_steps * 2
+_, lbfgs_history, _ = stylise(grid_content, grid_content_target, grid_style_targets, adam_steps,
+                              description="L-BFGS")
+_, adam_history, _ = stylise(grid_content, grid_content_target, grid_style_targets, adam_steps,
+                             method="adam", description="Adam")
+
+figure, axis = plt.subplots(figsize=(6, 3))
+axis.semilogy(lbfgs_history["seconds"], lbfgs_history["total"], label="L-BFGS")
+axis.semilogy(adam_history["seconds"], adam_history["total"], label="Adam (lr 0.02)")
+axis.set_xlabel("seconds")
+axis.set_ylabel("total loss")
+axis.legend()
+figure.tight_layout()
+helpers.show_figure(figure, output_dir / "lbfgs_vs_adam.png")
+
+print(f"after {adam_steps} steps: L-BFGS {min(lbfgs_history['total']):.3g}, Adam {min(adam_history['total']):.3g}")
+assert min(lbfgs_history["total"]) < min(adam_history["total"])
+
+# %% [markdown]
+# ## 20. Your own images
 #
 # Everything above works for any photo and any painting: any size or shape, JPEG, PNG,
 # WebP, phone photos with a rotation flag, greyscale, transparent PNGs, 16-bit scans. Put
@@ -861,10 +1292,7 @@ if my_content_path is None:
 else:
     my_content = helpers.load_image(my_content_path, max_size=image_size).to(device)
     my_style = helpers.load_image(my_style_path, max_size=image_size).to(device)
-    with torch.no_grad():
-        my_content_target = extract_features(my_content, [content_layer])[content_layer]
-        my_style_targets = {layer: gram_matrix(feature) for layer, feature
-                            in extract_features(my_style, style_layers).items()}
+    my_content_target, my_style_targets = targets_for(my_content, my_style)
     my_result, my_history, _ = stylise(my_content, my_content_target, my_style_targets,
                                        num_steps, description="your photo")
     my_result_path = helpers.save_image(my_result, output_dir / f"{Path(my_content_path).stem}_stylised.png")
@@ -890,7 +1318,7 @@ else:
     print(f"{len(list(output_dir.iterdir()))} files in {output_dir}")
 
 # %% [markdown]
-# ## 13. Summary
+# ## 21. Summary
 #
 # * A frozen, pretrained VGG19 turns an image into feature maps. We walked it layer by
 #   layer, by name, and fed it what it was trained on: BGR, 0-255, mean-subtracted.
@@ -903,22 +1331,30 @@ else:
 #   the best image and clamping only for display. The ratio of style to content weight
 #   decides how much of the photo survives.
 # * From noise, style statistics are matched first and the content's layout appears later.
+# * Beyond the basics: the images need not share a size or shape (the Gram matrix is
+#   normalised); transparency is kept by stylising the colours and putting the alpha back;
+#   shallow layers know pixels and textures, deep ones objects and motifs; the weight ratio,
+#   luminance-only transfer or colour matching, blended Gram matrices and the style image's
+#   size are the controls a painter would want; coarse to fine makes large pictures with
+#   coherent structure; and L-BFGS beats Adam here, at the price of memory.
 #
 # ## Exercises
 #
 # 1. Set `style_weight` to `1e-5`, `1e-4`, `1e-2` and `1` (parameters cell) and rerun. Where
 #    does the dog disappear? Plot the final content loss against the weight.
-# 2. Use `relu2_2` or `relu5_2` as `content_layer`. What survives of the photo in each case,
-#    and why?
+# 2. Use `relu2_2` or `relu5_1` as `content_layer` (section 3). What survives of the photo
+#    in each case, and why? (For `relu5_2`, cut the network after `relu5_2` instead.)
 # 3. Drop `relu1_1` and `relu2_1` from `style_layers`. Which part of the painting's look is
 #    lost: the brush strokes or the large swirls?
 # 4. Set `tv_weight = 0` and look closely at a flat area of the result. Then try `1e7`.
 # 5. Replace `nn.MaxPool2d` by `nn.AvgPool2d` in `vgg_block` (the paper reports slightly
 #    smoother results with average pooling). Does it change the look?
-# 6. Swap L-BFGS for `torch.optim.Adam([image], lr=0.02)`. How many steps does it need to
-#    reach the same loss?
+# 6. In section 19, try Adam with learning rates 0.005 and 0.05. How many steps does the
+#    best of them need to reach L-BFGS's loss?
 # 7. Bring your own photo and painting: set `content_path` and `style_path`. Any size,
 #    shape or format works.
+# 8. Blend three styles (section 17): the weights of the Gram matrices just need to add up
+#    to 1.
 #
 # ## Credits
 #

@@ -34,6 +34,7 @@ __all__ = [
     "WeightsError",
     "BACKGROUND",
     "load_image",
+    "load_image_with_alpha",
     "save_image",
     "tensor_to_pil",
     "pil_to_tensor",
@@ -214,6 +215,28 @@ def load_image(path: str | os.PathLike, max_size: int | None = None,
     return pil_to_tensor(image)
 
 
+def load_image_with_alpha(path: str | os.PathLike, max_size: int | None = None,
+                          upscale: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Like `load_image`, but also return the transparency: (rgb, alpha).
+
+    `rgb` is (1, 3, H, W) with transparent areas composited onto white, exactly what
+    `load_image` gives; `alpha` is (1, 1, H, W) in [0, 1] (all ones for opaque files).
+    """
+    rgb = load_image(path, max_size=max_size, upscale=upscale)
+    with Image.open(path) as image:
+        image.seek(0)
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+            alpha = image.convert("RGBA").getchannel("A")
+        else:
+            alpha = Image.new("L", image.size, 255)
+        size = (rgb.shape[-1], rgb.shape[-2])
+        if alpha.size != size:
+            alpha = alpha.resize(size, Image.Resampling.LANCZOS)
+    alpha_array = np.asarray(alpha, dtype=np.float32) / 255.0
+    return rgb, torch.from_numpy(alpha_array)[None, None].contiguous()
+
+
 # --------------------------------------------------------------------------------------
 # Images: tensor -> file
 # --------------------------------------------------------------------------------------
@@ -251,13 +274,25 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
-def save_image(tensor: torch.Tensor, path: str | os.PathLike) -> Path:
-    """Save an image tensor as PNG or JPEG (chosen by the file suffix). Returns the path."""
+def save_image(tensor: torch.Tensor, path: str | os.PathLike,
+               alpha: torch.Tensor | None = None) -> Path:
+    """Save an image tensor as PNG or JPEG (chosen by the file suffix). Returns the path.
+
+    With `alpha` ((1, 1, H, W) in [0, 1]) the file is an RGBA PNG.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".png", ".jpg", ".jpeg"):
         raise ValueError(f"{path}: save as .png or .jpg (got '{suffix or 'no suffix'}').")
+    if alpha is not None and suffix != ".png":
+        raise ValueError(f"{path}: transparency needs a .png file (JPEG has no alpha).")
     image = tensor_to_pil(tensor)
+    if alpha is not None:
+        if alpha.shape[-2:] != tensor.shape[-2:]:
+            raise ValueError(f"alpha is {tuple(alpha.shape[-2:])}, "
+                             f"image is {tuple(tensor.shape[-2:])}")
+        mask = alpha.detach().float().reshape(alpha.shape[-2:]).clamp(0, 1).mul(255).round().byte()
+        image.putalpha(Image.fromarray(mask.cpu().numpy(), mode="L"))
     options = {"quality": 95} if suffix in (".jpg", ".jpeg") else {"optimize": True}
     _atomic_write(path, lambda target: image.save(target, format=None, **options))
     return path

@@ -317,3 +317,22 @@ def test_show_figure_saves_full_figure_and_shows_small_jpeg(tmp_path, monkeypatc
     with Image.open(tmp_path / "pair.jpg") as saved:
         assert saved.format == "JPEG" and saved.width > 500
     assert plt.get_fignums() == []   # closed, so it is not shown a second time
+
+
+def test_alpha_survives_a_round_trip_exactly(tmp_path):
+    rgb, alpha = H.load_image_with_alpha(ASSETS / "matplotlib_logo.png", max_size=256)
+    assert rgb.shape == (1, 3, 61, 256) and alpha.shape == (1, 1, 61, 256)
+    assert 0.5 < (alpha == 0).float().mean() < 0.9            # mostly transparent logo
+    assert rgb[0, :, alpha[0, 0] == 0].mean() > 0.99            # composited onto white
+    path = H.save_image(rgb * 0.5, tmp_path / "logo.png", alpha=alpha)
+    saved = np.asarray(Image.open(path))
+    assert saved.shape == (61, 256, 4)
+    expected = (alpha[0, 0] * 255).round().byte().numpy()
+    assert np.array_equal(saved[..., 3], expected)
+
+
+def test_opaque_file_gets_an_all_ones_alpha_and_jpeg_refuses_alpha(tmp_path):
+    rgb, alpha = H.load_image_with_alpha(ASSETS / "dog.jpg", max_size=64)
+    assert torch.all(alpha == 1.0) and alpha.shape[-2:] == rgb.shape[-2:]
+    with pytest.raises(ValueError, match="transparency needs a .png"):
+        H.save_image(rgb, tmp_path / "x.jpg", alpha=alpha)

@@ -36,13 +36,9 @@ def test_tubingen_does_not_overshoot_or_get_stuck(nb):
     """Without a line search, L-BFGS overshot on this photo at 256 px (a loss 1500 times the
     start in float32, 1e27 in bfloat16, after which it never moved again). With the line
     search the loss never rises above its start and falls by 10x within 25 steps."""
-    load, features = nb["helpers"].load_image, nb["extract_features"]
-    content = load("assets/tubingen.jpg", max_size=256)
-    style = load("assets/starry_night.jpg", max_size=256)
-    with torch.no_grad():
-        target = features(content, [nb["content_layer"]])[nb["content_layer"]]
-        style_targets = {layer: nb["gram_matrix"](feature) for layer, feature
-                         in features(style, nb["style_layers"]).items()}
+    content = nb["helpers"].load_image("assets/tubingen.jpg", max_size=256)
+    style = nb["helpers"].load_image("assets/starry_night.jpg", max_size=256)
+    target, style_targets = nb["targets_for"](content, style)
     _, history, _ = nb["stylise"](content, target, style_targets, 25)
     assert max(history["total"]) <= 1.5 * history["total"][0]
     assert min(history["total"]) < history["total"][0] / 10
@@ -58,6 +54,7 @@ def test_non_finite_loss_stops_and_keeps_the_best_image(nb, capsys, monkeypatch)
         return value * math.nan if calls["count"] == 4 else value
 
     monkeypatch.setitem(nb, "tv_loss", tv_loss_that_explodes)
+    monkeypatch.setitem(nb, "use_bfloat16", False)
     result, history, _ = nb["stylise"](nb["content_image"], nb["content_target"],
                                        nb["style_targets"], 10)
     assert len(history["total"]) == 3                 # stopped at the bad (4th) evaluation
@@ -65,6 +62,34 @@ def test_non_finite_loss_stops_and_keeps_the_best_image(nb, capsys, monkeypatch)
     assert 0 <= result.min() and result.max() <= 1
     message = capsys.readouterr().out
     assert "the loss became nan" in message and "Lower style_weight or image_size" in message
+
+
+def test_bfloat16_trouble_continues_in_float32_from_the_best_image(nb, capsys, monkeypatch):
+    calls = {"count": 0}
+    real_tv_loss = nb["tv_loss"]
+
+    def tv_loss_that_explodes_once(image):
+        calls["count"] += 1
+        value = real_tv_loss(image)
+        return value * math.nan if calls["count"] == 4 else value
+
+    monkeypatch.setitem(nb, "tv_loss", tv_loss_that_explodes_once)
+    monkeypatch.setitem(nb, "use_bfloat16", True)
+    result, history, _ = nb["stylise"](nb["content_image"], nb["content_target"],
+                                       nb["style_targets"], 10)
+    assert len(history["total"]) >= 10                # the run went on to the end
+    assert torch.isfinite(result).all()
+    assert "in bfloat16; continuing in float32 from the best image" in capsys.readouterr().out
+
+
+def test_a_very_strong_style_weight_does_not_derail_the_run(nb):
+    """style/content = 0.1 made bfloat16 L-BFGS produce a NaN image after 3 steps."""
+    content = nb["helpers"].load_image("assets/dog.jpg", max_size=128)
+    style = nb["helpers"].load_image("assets/starry_night.jpg", max_size=128)
+    target, style_targets = nb["targets_for"](content, style)
+    _, history, _ = nb["stylise"](content, target, style_targets, 30, style_weight=0.1)
+    assert len(history["total"]) >= 30
+    assert min(history["total"]) < history["total"][0] / 10
 
 
 def test_out_of_memory_gets_a_message_with_a_size_that_fits(nb, monkeypatch):
