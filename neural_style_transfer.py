@@ -129,8 +129,9 @@ print("torch", torch.__version__)
 # The two numbers that matter most:
 #
 # * `image_size`, the longest side in pixels. The cost of one step grows with the number of
-#   pixels: on a 2-core laptop CPU a step takes about 0.07 s at 128 px, 0.4 s at 256 px and
-#   1.5 s at 512 px; a GPU does 512 px in a few milliseconds.
+#   pixels: on this project's 2-core CPU a step takes about 0.06 s at 128 px, 0.22 s at
+#   256 px and 0.85 s at 512 px (in bfloat16; about 1.8x that in float32); a GPU does 512 px
+#   in milliseconds.
 # * `style_weight`, how strongly the painting's statistics pull against the photo's
 #   structure (section 7 explains how it was chosen).
 
@@ -154,7 +155,8 @@ output_dir = "assets/generated"   # where figures and GIFs are written
 
 # %% [markdown]
 # Now fill in the `None`s. A GPU gets a bigger image and more steps; the CPU defaults are
-# chosen so the whole notebook finishes in a few minutes on a laptop. The test suite sets the
+# chosen so the whole notebook finishes in about eight minutes on a 2-core CPU (sections 1
+# to 11 in five). The test suite sets the
 # environment variable `NST_QUICK=1` to shrink everything further (tiny images, a handful of
 # steps) and `NST_OUTPUT_DIR` to write into a scratch folder.
 
@@ -207,12 +209,10 @@ print(f"figures and GIFs go to: {output_dir}")
 content_image = helpers.load_image(content_path, max_size=image_size).to(device)
 style_image = helpers.load_image(style_path, max_size=image_size).to(device)
 print("content:", tuple(content_image.shape), "  style:", tuple(style_image.shape))
-
-
 helpers.show_images([content_image, style_image],
-            ["content: Merlin the dachshund (photo: R. Spickmann, CC BY-SA 2.5)",
-             "style: The Starry Night (van Gogh, 1889)"],
-            path=output_dir / "inputs.jpg")
+                    ["content: Merlin the dachshund (photo: R. Spickmann, CC BY-SA 2.5)",
+                     "style: The Starry Night (van Gogh, 1889)"],
+                    path=output_dir / "inputs.jpg")
 
 # %% [markdown]
 # ## 3. VGG19, layer by layer
@@ -568,24 +568,31 @@ assert tv_loss(noise_example) > 10 * tv_loss(content_image.cpu())
 # Two more habits worth copying: we **never clamp** the pixels inside the loop (that would
 # corrupt L-BFGS's curvature estimate; we clamp to [0, 1] only for display and saving), and
 # we **keep the best image seen**, so a step that blows up (non-finite loss) cannot cost us
-# the result. Running out of GPU memory gets a message with a size that fits, instead of a
-# page of traceback. And the first step is timed, so you know straight away how long the
-# whole run will take on your machine.
+# the result. If that happens in bfloat16 (its coarse gradients can derail the line search
+# when the style weight is very strong), the loop goes on in float32 from the best image;
+# only a failure in float32 stops it. Running out of GPU memory gets a message with a size
+# that fits, instead of a page of traceback. And the first step is timed, so you know
+# straight away how long the whole run will take on your machine.
 
 # %% [markdown]
 # Every new photo or painting needs its targets computed once, exactly as in sections 4
-# and 5. We will do that for several more images (sections 10 to 12), so here is that
-# recipe as one function.
+# and 5. We will do that for many more images (sections 10 to 20), so here is that recipe
+# as two small functions: one for a painting alone, one for a photo and a painting.
 
 # %%
+def style_targets_for(style_image):
+    """The painting's Gram matrices at the style layers, computed once, without gradients."""
+    with torch.no_grad():
+        return {layer: gram_matrix(feature)
+                for layer, feature in extract_features(style_image, style_layers).items()}
+
+
 def targets_for(content_image, style_image):
     """The fixed targets of one problem: the photo's content features and the painting's
-    Gram matrices, computed once and without gradients."""
+    Gram matrices."""
     with torch.no_grad():
         target = extract_features(content_image, [content_layer])[content_layer]
-        grams = {layer: gram_matrix(feature)
-                 for layer, feature in extract_features(style_image, style_layers).items()}
-    return target, grams
+    return target, style_targets_for(style_image)
 
 
 # %%
@@ -979,9 +986,9 @@ assert scream_result.shape == tubingen.shape and scream.shape[-2] > scream.shape
 logo, logo_alpha = helpers.load_image_with_alpha("assets/matplotlib_logo.png",
                                                  max_size=2 * section_size)
 logo, logo_alpha = logo.to(device), logo_alpha.to(device)
-logo_target, logo_style_targets = targets_for(logo, style_image)
-logo_result, _, _ = stylise(logo, logo_target, logo_style_targets, section_steps,
-                            description="logo")
+with torch.no_grad():                   # the painting's targets are section 5's style_targets
+    logo_target = extract_features(logo, [content_layer])[content_layer]
+logo_result, _, _ = stylise(logo, logo_target, style_targets, section_steps, description="logo")
 logo_path = helpers.save_image(logo_result, output_dir / "logo_starry_night.png", alpha=logo_alpha)
 
 
@@ -1163,12 +1170,11 @@ luminance_result = from_yiq(torch.cat([grey_result.mean(dim=1, keepdim=True),
                                        content_yiq[:, 1:]], dim=1)).clamp(0, 1)
 
 # 2. colour matching: recolour the painting, then the usual transfer
+colour_target, plain_style_targets = targets_for(colour_content, colour_style)
 matched_style = match_colours(colour_style, colour_content)
-matched_target, matched_style_targets = targets_for(colour_content, matched_style)
-matched_result, _, _ = stylise(colour_content, matched_target, matched_style_targets,
+matched_result, _, _ = stylise(colour_content, colour_target, style_targets_for(matched_style),
                                section_steps, description="colour-matched style")
-plain_target, plain_style_targets = targets_for(colour_content, colour_style)
-plain_result, _, _ = stylise(colour_content, plain_target, plain_style_targets, section_steps,
+plain_result, _, _ = stylise(colour_content, colour_target, plain_style_targets, section_steps,
                              description="usual transfer")
 
 helpers.show_images([colour_content, plain_result, luminance_result, matched_style, matched_result],
@@ -1196,7 +1202,7 @@ assert chroma_error < 0.02 and mean_colour_error < 0.02
 
 # %%
 wave = helpers.load_image("assets/great_wave.jpg", max_size=grid_size).to(device)
-_, wave_targets = targets_for(grid_content, wave)
+wave_targets = style_targets_for(wave)
 blend_weights = [1.0, 0.75, 0.5, 0.25, 0.0]          # weight of The Starry Night
 blends = []
 for weight in blend_weights:
@@ -1226,9 +1232,8 @@ scale_results, scale_titles = [], []
 for scale in (0.5, 1.0, 2.0):
     scaled_style = helpers.load_image(style_path, max_size=int(section_size * scale),
                                       upscale=True).to(device)
-    scaled_target, scaled_targets = targets_for(colour_content, scaled_style)
-    image, _, _ = stylise(colour_content, scaled_target, scaled_targets, section_steps,
-                          description=f"style at {scale:g}x")
+    image, _, _ = stylise(colour_content, colour_target, style_targets_for(scaled_style),
+                          section_steps, description=f"style at {scale:g}x")
     scale_results.append(image)
     scale_titles.append(f"style image at {scale:g}x ({scaled_style.shape[-1]} px wide)")
 helpers.show_images(scale_results, scale_titles, path=output_dir / "brush_scale.jpg", height=2.8)

@@ -44,16 +44,21 @@ def test_tubingen_does_not_overshoot_or_get_stuck(nb):
     assert min(history["total"]) < history["total"][0] / 10
 
 
-def test_non_finite_loss_stops_and_keeps_the_best_image(nb, capsys, monkeypatch):
+def tv_loss_that_explodes_at_call(nb, bad_call):
+    """The notebook's tv_loss, except that call number `bad_call` returns NaN."""
     calls = {"count": 0}
     real_tv_loss = nb["tv_loss"]
 
-    def tv_loss_that_explodes(image):
+    def tv_loss(image):
         calls["count"] += 1
         value = real_tv_loss(image)
-        return value * math.nan if calls["count"] == 4 else value
+        return value * math.nan if calls["count"] == bad_call else value
 
-    monkeypatch.setitem(nb, "tv_loss", tv_loss_that_explodes)
+    return tv_loss
+
+
+def test_non_finite_loss_stops_and_keeps_the_best_image(nb, capsys, monkeypatch):
+    monkeypatch.setitem(nb, "tv_loss", tv_loss_that_explodes_at_call(nb, 4))
     monkeypatch.setitem(nb, "use_bfloat16", False)
     result, history, _ = nb["stylise"](nb["content_image"], nb["content_target"],
                                        nb["style_targets"], 10)
@@ -65,15 +70,7 @@ def test_non_finite_loss_stops_and_keeps_the_best_image(nb, capsys, monkeypatch)
 
 
 def test_bfloat16_trouble_continues_in_float32_from_the_best_image(nb, capsys, monkeypatch):
-    calls = {"count": 0}
-    real_tv_loss = nb["tv_loss"]
-
-    def tv_loss_that_explodes_once(image):
-        calls["count"] += 1
-        value = real_tv_loss(image)
-        return value * math.nan if calls["count"] == 4 else value
-
-    monkeypatch.setitem(nb, "tv_loss", tv_loss_that_explodes_once)
+    monkeypatch.setitem(nb, "tv_loss", tv_loss_that_explodes_at_call(nb, 4))
     monkeypatch.setitem(nb, "use_bfloat16", True)
     result, history, _ = nb["stylise"](nb["content_image"], nb["content_target"],
                                        nb["style_targets"], 10)
