@@ -181,9 +181,7 @@ def measure_coarse_to_fine(nb: dict, size: int = 512, single_steps: int = 100,
     fine = Problem(nb, size)
     coarse = Problem(nb, size // 2)
 
-    def noise(like):
-        return torch.rand(like.shape, generator=torch.Generator().manual_seed(0)).to(like.device)
-
+    noise = nb["noise_like"]
     single_image, single_history, single_seconds = fine.run(single_steps,
                                                             start=noise(fine.content))
     target = min(single_history["total"])

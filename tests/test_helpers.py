@@ -190,11 +190,13 @@ def test_text_file_named_jpg_gets_clear_error(tmp_path):
 
 
 def test_truncated_jpeg_fails_at_load_time(tmp_path):
+    from PIL import ImageFile
     data = (ASSETS / "dog.jpg").read_bytes()
     path = tmp_path / "truncated.jpg"
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(H.ImageLoadError, match="damaged or truncated"):
         H.load_image(path)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False   # tolerance is never switched on globally
 
 
 def test_too_small_image_is_refused_with_advice(tmp_path):

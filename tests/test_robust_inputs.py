@@ -139,16 +139,6 @@ def test_truncated_png_fails_at_load(tmp_path):
         H.load_image(path)
 
 
-def test_truncation_tolerance_is_never_switched_on_globally(tmp_path):
-    from PIL import ImageFile
-    data = (ASSETS / "dog.jpg").read_bytes()
-    path = tmp_path / "half.jpg"
-    path.write_bytes(data[: len(data) // 3])
-    with pytest.raises(H.ImageLoadError):
-        H.load_image(path)
-    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
-
-
 # ---------------------------------------------------------------- writing never destroys input
 
 def test_saving_over_an_input_image_is_refused_and_the_input_survives(tmp_path):
