@@ -4,8 +4,9 @@ Uses the notebook's own code (its cells are executed in this process up to `styl
 tests/notebook_code.py), on Tübingen + The Starry Night from assets/. Prints a table and
 writes bench/results.json, bench/results.md and comparison images under bench/.
 
-    .venv/bin/python bench/benchmark.py              # about 10 minutes on 2 CPU cores
-    .venv/bin/python bench/benchmark.py --notebook   # also time the whole notebook (+6 min)
+    .venv/bin/python bench/benchmark.py                # about 15 minutes on 2 CPU cores
+    .venv/bin/python bench/benchmark.py --notebook     # also time the whole notebook (+6 min)
+    .venv/bin/python bench/benchmark.py --only floor   # re-measure some parts, keep the rest
 
 Ratios are what to read: absolute seconds vary from run to run on shared machines, but
 the two sides of each ratio are measured in the same run, interleaved where possible.
@@ -31,6 +32,8 @@ sys.path.insert(0, str(ROOT))
 os.environ["NST_QUICK"] = "0"
 os.environ["TQDM_DISABLE"] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")
+# the notebook's cells draw a figure or two on the way: keep them out of assets/generated
+os.environ["NST_OUTPUT_DIR"] = tempfile.mkdtemp(prefix="nst_bench_")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -174,60 +177,84 @@ def measure_peer(nb: dict, size: int = 256, steps: int = 100) -> dict:
     return result
 
 
-def measure_coarse_to_fine(nb: dict, size: int = 512, single_steps: int = 100,
-                           coarse_steps: int = 100, fine_steps: int = 80) -> dict:
-    """From noise (as in the notebook's section 11): how long does coarse to fine need to
-    reach the loss that a single-scale run reaches in `single_steps` steps?"""
-    fine = Problem(nb, size)
-    coarse = Problem(nb, size // 2)
+def running_best(losses):
+    best, out = float("inf"), []
+    for loss in losses:
+        best = min(best, loss)
+        out.append(best)
+    return out
 
+
+def measure_coarse_to_fine(nb: dict, size: int = 512, single_steps: int = 300,
+                           plan=((128, 150), (256, 60), (512, 150)),
+                           checkpoints=(50, 100, 150, 200, 300), headline: int = 100) -> dict:
+    """From noise (as in the notebook's section 11): how long does coarse to fine need to
+    reach the loss that a single-scale run reaches in N steps, for several N? The times come
+    from `stylise`'s own per-step clock (history["seconds"]), so one long run of each gives
+    every N."""
+    fine = Problem(nb, size)
     noise = nb["noise_like"]
-    single_image, single_history, single_seconds = fine.run(single_steps,
-                                                            start=noise(fine.content))
-    target = min(single_history["total"])
-    coarse_image, _, coarse_seconds = coarse.run(coarse_steps, start=noise(coarse.content))
-    upsampled = F.interpolate(coarse_image, size=fine.content.shape[-2:], mode="bicubic",
-                              align_corners=False).clamp(0, 1)
-    fine_image, fine_history, fine_seconds = fine.run(fine_steps, start=upsampled)
-    reached = next((index for index, loss in enumerate(fine_history["total"])
-                    if loss <= target), None)
-    if reached is None:
-        time_to_target = float("nan")
-    else:   # steps cost the same, so the time to step k is a fraction of the fine run
-        time_to_target = coarse_seconds + fine_seconds * (reached + 1) / len(fine_history["total"])
-    side_by_side([single_image, fine_image],
-                 [f"single scale: {single_steps} steps, {single_seconds:.0f} s, "
-                  f"loss {target:.3g}",
-                  f"coarse to fine: {coarse_steps} + {fine_steps} steps, "
-                  f"{coarse_seconds + fine_seconds:.0f} s, loss {min(fine_history['total']):.3g}"],
+    single_image, single_history, _ = fine.run(single_steps, start=noise(fine.content))
+    single_best = running_best(single_history["total"])
+
+    image, stage_seconds, stages = None, 0.0, []
+    for stage_size, steps in plan:
+        problem = fine if stage_size == size else Problem(nb, stage_size)
+        start = (noise(problem.content) if image is None else
+                 F.interpolate(image, size=problem.content.shape[-2:], mode="bicubic",
+                               align_corners=False).clamp(0, 1))
+        image, history, _ = problem.run(steps, start=start)
+        stages.append({"size": stage_size, "steps": steps,
+                       "seconds": round(history["seconds"][-1], 2)})
+        if stage_size != size:
+            stage_seconds += history["seconds"][-1]
+    fine_best = running_best(history["total"])      # the last stage is at full size
+
+    sweep = {}
+    for n in checkpoints:
+        target, single_seconds = single_best[n - 1], single_history["seconds"][n - 1]
+        reached = next((k for k, loss in enumerate(fine_best) if loss <= target), None)
+        seconds = None if reached is None else stage_seconds + history["seconds"][reached]
+        sweep[str(n)] = {"single_s": round(single_seconds, 2), "single_loss": target,
+                         "coarse_to_fine_s": None if seconds is None else round(seconds, 2),
+                         "fine_steps_needed": None if reached is None else reached + 1,
+                         "speedup": None if seconds is None else round(single_seconds / seconds, 2)}
+        print(f"  N={n}: single {single_seconds:.0f} s -> loss {target:.4g}; coarse to fine "
+              + ("never reaches it" if seconds is None else
+                 f"in {seconds:.0f} s: speedup {single_seconds / seconds:.2f}"))
+    stage_list = " + ".join(f"{stage['steps']}@{stage['size']}" for stage in stages)
+    total_seconds = stage_seconds + history["seconds"][-1]
+    side_by_side([single_image, image],
+                 [f"single scale: {single_steps} steps, {single_history['seconds'][-1]:.0f} s, "
+                  f"loss {single_best[-1]:.3g}",
+                  f"coarse to fine: {stage_list} px, {total_seconds:.0f} s, "
+                  f"loss {fine_best[-1]:.3g}"],
                  BENCH / "coarse_to_fine.jpg")
-    result = {"size": size, "init": "noise", "single_steps": single_steps,
-              "single_s": round(single_seconds, 2), "single_final_loss": target,
-              "coarse_steps": coarse_steps, "fine_steps": fine_steps,
-              "coarse_s": round(coarse_seconds, 2), "fine_s": round(fine_seconds, 2),
-              "fine_steps_to_reach_single_loss": None if reached is None else reached + 1,
-              "coarse_to_fine_final_loss": min(fine_history["total"]),
-              "coarse_to_fine_seconds_to_single_loss": round(time_to_target, 2),
-              "coarse_to_fine_speedup": round(single_seconds / time_to_target, 2)}
-    print(f"  single {single_seconds:.1f} s -> loss {target:.4g}; coarse-to-fine reaches it in "
-          f"{time_to_target:.1f} s: speedup {result['coarse_to_fine_speedup']}")
-    return result
+    return {"size": size, "init": "noise", "single_steps": single_steps, "plan": stages,
+            "single_final_loss": single_best[-1], "coarse_to_fine_final_loss": fine_best[-1],
+            "sweep": sweep, "headline_n": headline,
+            "coarse_to_fine_speedup": sweep[str(headline)]["speedup"],
+            "best_speedup_over_n": max((v["speedup"] for v in sweep.values() if v["speedup"]),
+                                       default=None)}
 
 
 def measure_layout(nb: dict, size: int = 256, rounds: int = 2) -> dict:
+    """The notebook stores feature maps channels_last (section 3); compare with PyTorch's
+    default (contiguous) layout, the rest of the code unchanged."""
     problem = Problem(nb, size)
-    timings = {"default": [], "channels_last": []}
+    layouts = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+    timings = {name: [] for name in layouts}
     for _ in range(rounds):
-        nb["vgg"].to(memory_format=torch.contiguous_format)
-        timings["default"].append(step_seconds(problem))
-        nb["vgg"].to(memory_format=torch.channels_last)
-        timings["channels_last"].append(step_seconds(problem))
-    nb["vgg"].to(memory_format=torch.contiguous_format)
-    default, last = (statistics.median(timings[key]) for key in ("default", "channels_last"))
-    print(f"  channels_last step {last:.3f} s vs default {default:.3f} s")
-    return {"size": size, "default_step_s": round(default, 4),
+        for name, layout in layouts.items():
+            nb["vgg"].to(memory_format=layout)
+            timings[name].append(step_seconds(problem))
+    nb["vgg"].to(memory_format=nb["memory_format"])
+    contiguous, last = (statistics.median(timings[key]) for key in timings)
+    print(f"  channels_last step {last:.3f} s vs contiguous {contiguous:.3f} s")
+    return {"size": size, "contiguous_step_s": round(contiguous, 4),
             "channels_last_step_s": round(last, 4),
-            "channels_last_speedup": round(default / last, 3)}
+            "channels_last_speedup": round(contiguous / last, 3),
+            "default": str(nb["memory_format"]).replace("torch.", "")}
 
 
 def measure_precision_speed(nb: dict, size: int = 256, rounds: int = 2) -> dict:
@@ -282,68 +309,54 @@ def time_notebook(quick: bool) -> float:
     return round(seconds, 1)
 
 
+PARTS = ("floor", "peer", "quality", "precision", "memory", "notebook")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--notebook", action="store_true", help="also time the whole notebook")
-    parser.add_argument("--floor-only", action="store_true",
-                        help="only re-measure the floor and step times, keeping the rest")
-    parser.add_argument("--notebook-only", action="store_true",
-                        help="only re-time the whole notebook, keeping the other results")
+    parser.add_argument("--only", default="",
+                        help=f"comma-separated parts to re-measure, keeping the others' "
+                             f"previous results: {', '.join(PARTS)}")
     arguments = parser.parse_args()
+    parts = set(arguments.only.split(",")) if arguments.only else set(PARTS)
+    if not arguments.notebook and not arguments.only:
+        parts.discard("notebook")
+    unknown = parts - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
 
-    if arguments.floor_only:
-        results = json.loads((BENCH / "results.json").read_text())
-        nb = notebook_namespace()
+    previous = BENCH / "results.json"
+    results = json.loads(previous.read_text()) if previous.exists() else {}
+    nb = notebook_namespace()
+    results.update({"machine": machine(), "device": str(nb["device"])})
+    print(f"machine: {results['machine']}\nprecision: {nb['precision']}")
+    if "floor" in parts:
+        print("1. floor vs notebook step")
         results["floor_and_step"] = measure_floor_and_step(nb)
         results["step_overhead_ratio"] = max(v["step_overhead_ratio"]
                                              for v in results["floor_and_step"].values())
-        (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        table = summary_table(results)
-        (BENCH / "results.md").write_text(table + "\n")
-        print("\n" + table)
-        return
-    if arguments.notebook_only:
-        results = json.loads((BENCH / "results.json").read_text())
-        results["notebook_default_seconds"] = time_notebook(quick=False)
-        results["notebook_quick_seconds"] = time_notebook(quick=True)
-        (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-        table = summary_table(results)
-        (BENCH / "results.md").write_text(table + "\n")
-        print("\n" + table)
-        return
-
-    nb = notebook_namespace()
-    results = {"machine": machine(), "device": str(nb["device"]), "precision": nb["precision"]}
-    print(f"machine: {results['machine']}\nprecision: {nb['precision']}")
-    print("1. floor vs notebook step")
-    results["floor_and_step"] = measure_floor_and_step(nb)
-    results["step_overhead_ratio"] = max(v["step_overhead_ratio"]
-                                         for v in results["floor_and_step"].values())
-    print("2. peer: pastiche")
-    results["peer"] = measure_peer(nb)
-    results["speedup_vs_pastiche"] = results["peer"]["speedup_vs_pastiche"]
-    print("3. time to quality at 512 px")
-    results["time_to_quality"] = measure_coarse_to_fine(nb)
-    results["coarse_to_fine_speedup"] = results["time_to_quality"]["coarse_to_fine_speedup"]
-    print("4. precision and memory layout")
-    results["precision"] = {**measure_precision_speed(nb),
-                            "default": nb["precision"]}
-    results["layout"] = measure_layout(nb)
-    print("5. memory")
-    results["peak_rss_mb_512"] = measure_peak_memory()
-    if arguments.notebook:
+    if "peer" in parts:
+        print("2. peer: pastiche")
+        results["peer"] = measure_peer(nb)
+        results["speedup_vs_pastiche"] = results["peer"]["speedup_vs_pastiche"]
+    if "quality" in parts:
+        print("3. time to quality at 512 px")
+        results["time_to_quality"] = measure_coarse_to_fine(nb)
+        results["coarse_to_fine_speedup"] = results["time_to_quality"]["coarse_to_fine_speedup"]
+    if "precision" in parts:
+        print("4. precision and memory layout")
+        results["precision"] = {**measure_precision_speed(nb), "default": nb["precision"]}
+        results["layout"] = measure_layout(nb)
+    if "memory" in parts:
+        print("5. memory")
+        results["peak_rss_mb_512"] = measure_peak_memory()
+    if "notebook" in parts:
         print("6. whole notebook")
         results["notebook_default_seconds"] = time_notebook(quick=False)
         results["notebook_quick_seconds"] = time_notebook(quick=True)
-    else:
-        previous = BENCH / "results.json"
-        if previous.exists():
-            old = json.loads(previous.read_text())
-            for key in ("notebook_default_seconds", "notebook_quick_seconds"):
-                if key in old:
-                    results[key] = old[key]
 
-    (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    previous.write_text(json.dumps(results, indent=2) + "\n")
     table = summary_table(results)
     (BENCH / "results.md").write_text(table + "\n")
     print("\n" + table)
@@ -360,11 +373,14 @@ def summary_table(results: dict) -> str:
         ("speedup_vs_pastiche (256 px, 100 L-BFGS steps, loop)", f"{peer['speedup_vs_pastiche']}",
          ">= 1.5"),
         ("  same, our loop in float32", f"{peer['speedup_vs_pastiche_float32']}", ""),
-        ("coarse_to_fine_speedup (512 px from noise, time to the single-scale loss)",
-         f"{quality['coarse_to_fine_speedup']}", ">= 3"),
+        (f"coarse_to_fine_speedup (512 px from noise, time to the single-scale loss "
+         f"after N={quality['headline_n']} steps)", f"{quality['coarse_to_fine_speedup']}", ">= 3"),
+        ("  same, N = " + ", ".join(quality["sweep"]),
+         " / ".join(str(v["speedup"] or "never") for v in quality["sweep"].values()), ""),
         ("bfloat16 speed-up per step (256 px)", f"{results['precision']['bfloat16_speedup']}", ""),
         ("bfloat16 / float32 final loss", f"{peer['bfloat16_vs_float32_loss_ratio']}", "~1"),
-        ("channels_last speed-up per step", f"{results['layout']['channels_last_speedup']}", ""),
+        ("channels_last speed-up per step (256 px, vs contiguous; default)",
+         f"{results['layout']['channels_last_speedup']}", ""),
         ("peak_rss_mb_512", f"{results['peak_rss_mb_512']}", ""),
         ("notebook_default_seconds", f"{results.get('notebook_default_seconds', 'not run')}",
          "<= 300"),

@@ -108,3 +108,44 @@ def test_result_is_an_image_of_the_content_size(nb):
     assert 4 <= evaluations <= 6                      # a line search may finish its last try
     assert len(frames) == len(range(0, evaluations, 2)) + 1   # every 2nd step, plus the result
     assert all(frame.shape == result.shape for frame in frames)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("bfloat16", [False, True])
+def test_hand_written_gram_gradient_equals_autograds(nb, layout, bfloat16):
+    """GramProduct's backward (one product) must give autograd's gradient (two products),
+    whatever the memory layout, under autocast too, and for a loss whose dL/dG is not
+    symmetric (the formula uses dL/dG + its transpose)."""
+    features = torch.randn(1, 8, 5, 7).contiguous(memory_format=layout)
+    weights = torch.randn(8, 8)                       # not symmetric
+    gradients = []
+    for gram in (nb["gram_matrix"], nb["gram_matrix_fast"]):
+        leaf = features.clone(memory_format=torch.preserve_format).requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+            loss = (gram(leaf).float() * weights).sum()
+        loss.backward()
+        gradients.append(leaf.grad)
+    tolerance = 2e-2 if bfloat16 else 1e-5
+    assert torch.allclose(gradients[0], gradients[1], rtol=tolerance,
+                          atol=tolerance * gradients[0].abs().max())
+    assert not torch.allclose(gradients[1], torch.zeros_like(gradients[1]))
+
+
+def test_feature_maps_are_channels_last_so_the_gram_table_is_a_view(nb):
+    """The speed choice of section 3: on CPU the features come out channels_last, so the
+    (positions x channels) table of section 5 shares their memory instead of copying."""
+    assert nb["memory_format"] == torch.channels_last
+    features = nb["extract_features"](nb["content_image"], ["relu2_1"])["relu2_1"]
+    assert features.is_contiguous(memory_format=torch.channels_last)
+    _, channels, height, width = features.shape
+    table = features.permute(0, 2, 3, 1).reshape(height * width, channels)
+    assert table.data_ptr() == features.data_ptr() and table.is_contiguous()
+
+
+def test_time_estimate_is_printed_after_the_second_step(nb, capsys):
+    nb["stylise"](nb["content_image"], nb["content_target"], nb["style_targets"], 5,
+                  description="estimate")
+    lines = [line for line in capsys.readouterr().out.splitlines()
+             if line.startswith("estimate:")]
+    assert len(lines) == 1 and "s per step on cpu, about" in lines[0]
+    assert lines[0].endswith("for 5 steps")
