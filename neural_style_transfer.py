@@ -129,8 +129,8 @@ print("torch", torch.__version__)
 # The two numbers that matter most:
 #
 # * `image_size`, the longest side in pixels. The cost of one step grows with the number of
-#   pixels: on this project's 2-core CPU a step takes about 0.06 s at 128 px, 0.22 s at
-#   256 px and 0.85 s at 512 px (in bfloat16; about 1.8x that in float32); a GPU does 512 px
+#   pixels: on this project's 2-core CPU a step takes about 0.05 s at 128 px, 0.20 s at
+#   256 px and 0.78 s at 512 px (in bfloat16; about 1.9x that in float32); a GPU does 512 px
 #   in milliseconds.
 # * `style_weight`, how strongly the painting's statistics pull against the photo's
 #   structure (section 7 explains how it was chosen).
@@ -155,8 +155,8 @@ output_dir = "assets/generated"   # where figures and GIFs are written
 
 # %% [markdown]
 # Now fill in the `None`s. A GPU gets a bigger image and more steps; the CPU defaults are
-# chosen so the whole notebook finishes in about eight minutes on a 2-core CPU (sections 1
-# to 11 in five). The test suite sets the
+# chosen so the whole notebook finishes in about seven minutes on a 2-core CPU (sections 1
+# to 11 in four and a half). The test suite sets the
 # environment variable `NST_QUICK=1` to shrink everything further (tiny images, a handful of
 # steps) and `NST_OUTPUT_DIR` to write into a scratch folder.
 
@@ -179,7 +179,7 @@ image_size = image_size or default_size
 num_steps = num_steps or default_steps
 noise_steps = noise_steps or default_noise_steps
 if precision is None:
-    try:   # CPUs with native bfloat16 units (AVX512-BF16, AMX) run VGG about 1.7x faster in it
+    try:   # CPUs with native bfloat16 units (AVX512-BF16, AMX) run VGG about 1.9x faster in it
         cpu_has_bfloat16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     except (AttributeError, RuntimeError):
         cpu_has_bfloat16 = False
@@ -651,7 +651,7 @@ assert tv_loss(noise_example) > 10 * tv_loss(content_image)
 # layer we read. Its feature maps are stored `channels_last` (section 3) and the Gram
 # matrix's gradient takes one matrix product instead of two (section 5). And on CPUs with
 # native bfloat16 (recent Intel and AMD chips) the loss is computed under `torch.autocast`
-# in bfloat16: the convolutions and the Gram matrices run about 1.8x faster on this
+# in bfloat16: the convolutions and the Gram matrices run about 1.9x faster on this
 # project's CPU, and the picture is visually the same as in float32 (final loss within 1%;
 # `bench/` shows both side by side). Autocast keeps the reductions that need precision (the
 # mean squared errors) in float32 by itself. GPUs stay in float32 here: they are fast

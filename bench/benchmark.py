@@ -67,12 +67,21 @@ class Problem:
         style = helpers.load_image(STYLE, max_size=size).to(device)
         self.content_target, self.style_targets = nb["targets_for"](self.content, style)
 
-    def run(self, steps: int, start=None):
+    def run(self, steps: int, start=None, frame_every: int = 0):
         start = self.content if start is None else start
         began = time.perf_counter()
-        image, history, _ = self.nb["stylise"](start, self.content_target, self.style_targets,
-                                              steps)
+        image, history, frames = self.nb["stylise"](start, self.content_target,
+                                                   self.style_targets, steps,
+                                                   frame_every=frame_every)
+        self.frames = frames
         return image, history, time.perf_counter() - began
+
+    def style_loss_of(self, image) -> float:
+        """The style loss (unweighted) of `image`, resized to this problem's size."""
+        resized = F.interpolate(image, size=self.content.shape[-2:], mode="area")
+        with torch.no_grad():
+            features = self.nb["extract_features"](resized, self.nb["style_layers"])
+            return self.nb["style_loss"](features, self.style_targets).item()
 
 
 def sync(device):
@@ -194,7 +203,10 @@ def measure_coarse_to_fine(nb: dict, size: int = 512, single_steps: int = 300,
     every N."""
     fine = Problem(nb, size)
     noise = nb["noise_like"]
-    single_image, single_history, _ = fine.run(single_steps, start=noise(fine.content))
+    frame_every = 25
+    single_image, single_history, _ = fine.run(single_steps, start=noise(fine.content),
+                                               frame_every=frame_every)
+    single_frames = fine.frames
     single_best = running_best(single_history["total"])
 
     image, stage_seconds, stages = None, 0.0, []
@@ -209,6 +221,17 @@ def measure_coarse_to_fine(nb: dict, size: int = 512, single_steps: int = 300,
         if stage_size != size:
             stage_seconds += history["seconds"][-1]
     fine_best = running_best(history["total"])      # the last stage is at full size
+
+    # What the loss at 512 px does not see: the large-scale structure. Downsample each
+    # picture to half size and measure its style loss against the half-size painting.
+    half = Problem(nb, size // 2)
+    half_scale = {"coarse_to_fine": half.style_loss_of(image),
+                  "single_by_step": {str(k * frame_every): half.style_loss_of(frame)
+                                     for k, frame in enumerate(single_frames[:-1]) if k},
+                  "single_final": half.style_loss_of(single_image)}
+    print(f"  style loss at half size: coarse to fine {half_scale['coarse_to_fine']:.4g}, "
+          f"single scale after {single_steps} steps {half_scale['single_final']:.4g} (best "
+          f"over its run {min(half_scale['single_by_step'].values()):.4g})")
 
     sweep = {}
     for n in checkpoints:
@@ -232,7 +255,7 @@ def measure_coarse_to_fine(nb: dict, size: int = 512, single_steps: int = 300,
                  BENCH / "coarse_to_fine.jpg")
     return {"size": size, "init": "noise", "single_steps": single_steps, "plan": stages,
             "single_final_loss": single_best[-1], "coarse_to_fine_final_loss": fine_best[-1],
-            "sweep": sweep, "headline_n": headline,
+            "sweep": sweep, "headline_n": headline, "half_scale_style_loss": half_scale,
             "coarse_to_fine_speedup": sweep[str(headline)]["speedup"],
             "best_speedup_over_n": max((v["speedup"] for v in sweep.values() if v["speedup"]),
                                        default=None)}
@@ -377,6 +400,9 @@ def summary_table(results: dict) -> str:
          f"after N={quality['headline_n']} steps)", f"{quality['coarse_to_fine_speedup']}", ">= 3"),
         ("  same, N = " + ", ".join(quality["sweep"]),
          " / ".join(str(v["speedup"] or "never") for v in quality["sweep"].values()), ""),
+        ("  style loss at half size, coarse to fine / single scale after its last step",
+         f"{quality['half_scale_style_loss']['coarse_to_fine']:.3g} / "
+         f"{quality['half_scale_style_loss']['single_final']:.3g}", "lower is better"),
         ("bfloat16 speed-up per step (256 px)", f"{results['precision']['bfloat16_speedup']}", ""),
         ("bfloat16 / float32 final loss", f"{peer['bfloat16_vs_float32_loss_ratio']}", "~1"),
         ("channels_last speed-up per step (256 px, vs contiguous; default)",
