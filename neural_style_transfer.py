@@ -525,7 +525,8 @@ class GramProduct(torch.autograd.Function):
     def backward(ctx, grad_gram):
         (table,) = ctx.saved_tensors
         symmetric = grad_gram + grad_gram.T
-        return table @ symmetric.to(table.dtype)   # autocast may have made G in bfloat16
+        # (under autocast, dL/dG can arrive in another precision than the table)
+        return table @ symmetric.to(table.dtype)
 
 
 def gram_matrix_fast(features):
@@ -541,8 +542,9 @@ def gram_matrix_fast(features):
 # own gradient on real features and time both backward passes on the largest style layer.
 
 # %%
-small = torch.randn(1, 4, 3, 5, dtype=torch.float64, requires_grad=True)
-print("gradcheck against finite differences:", torch.autograd.gradcheck(gram_matrix_fast, (small,)))
+random_features = torch.randn(1, 4, 3, 5, dtype=torch.float64, requires_grad=True)
+print("gradcheck against finite differences:",
+      torch.autograd.gradcheck(gram_matrix_fast, (random_features,)))
 
 
 def gram_gradient(gram_function, features, repeats=3):
@@ -989,7 +991,7 @@ helpers.show_images(
 # and the extra cost of the big picture is only the refining steps.
 #
 # The check: refining must recover the fine texture that upsampling blurred away (the
-# loss of the upsampled picture falls by more than 3x; about 75x at the CPU defaults).
+# loss of the upsampled picture falls by more than 3x; about 30x at the CPU defaults).
 
 # %%
 print(f"single scale:   {single_seconds:6.1f} s, final loss {single_loss:.4g}")
@@ -1168,7 +1170,9 @@ assert pixel_errors[0] < pixel_errors[-1]
 #
 # Only the ratio of the two weights matters. Here is the dog from the photo at five
 # ratios; the notebook's default is framed. Low ratios leave a photo with a tint, high
-# ratios a painting in which the dog dissolves.
+# ratios a painting in which the dog dissolves. At the highest ratio on a bfloat16 CPU the
+# loop reports a NaN and carries on in float32: a style term this loud is where
+# bfloat16's coarse gradients derail the line search (section 7).
 
 # %%
 ratios = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
