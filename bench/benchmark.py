@@ -4,8 +4,8 @@ Uses the notebook's own code (its cells are executed in this process up to `styl
 tests/notebook_code.py), on Tübingen + The Starry Night from assets/. Prints a table and
 writes bench/results.json, bench/results.md and comparison images under bench/.
 
-    .venv/bin/python bench/benchmark.py                # about 15 minutes on 2 CPU cores
-    .venv/bin/python bench/benchmark.py --notebook     # also time the whole notebook (+6 min)
+    .venv/bin/python bench/benchmark.py                # about 11 minutes on 2 CPU cores
+    .venv/bin/python bench/benchmark.py --notebook     # also time the whole notebook (+7 min)
     .venv/bin/python bench/benchmark.py --only floor   # re-measure some parts, keep the rest
 
 Ratios are what to read: absolute seconds vary from run to run on shared machines, but
@@ -29,11 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
-os.environ["NST_QUICK"] = "0"
-os.environ["TQDM_DISABLE"] = "1"
-os.environ.setdefault("MPLBACKEND", "Agg")
-# the notebook's cells draw a figure or two on the way: keep them out of assets/generated
-os.environ["NST_OUTPUT_DIR"] = tempfile.mkdtemp(prefix="nst_bench_")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -342,6 +337,11 @@ def main() -> None:
                         help=f"comma-separated parts to re-measure, keeping the others' "
                              f"previous results: {', '.join(PARTS)}")
     arguments = parser.parse_args()
+    os.environ["NST_QUICK"] = "0"                  # the notebook at its real defaults
+    os.environ["TQDM_DISABLE"] = "1"
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    # the notebook's cells draw a figure or two on the way: keep them out of assets/generated
+    os.environ["NST_OUTPUT_DIR"] = tempfile.mkdtemp(prefix="nst_bench_")
     parts = set(arguments.only.split(",")) if arguments.only else set(PARTS)
     if not arguments.notebook and not arguments.only:
         parts.discard("notebook")

@@ -1,0 +1,50 @@
+"""The benchmark (bench/benchmark.py) is not run by CI (it takes 18 minutes), so these
+checks keep it from drifting away from the notebook's code and from the README."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from notebook_code import notebook_namespace
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("benchmark", ROOT / "bench" / "benchmark.py")
+benchmark = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(benchmark)
+
+
+@pytest.fixture(scope="module")
+def nb():
+    return notebook_namespace(device_name="cpu")
+
+
+def test_readme_shows_the_committed_results():
+    results = json.loads((ROOT / "bench" / "results.json").read_text())
+    table = benchmark.summary_table(results)
+    overhead = results["floor_and_step"]["512"]["step_overhead_ratio"]
+    assert f"| step_overhead_ratio (512 px) | {overhead} | <= 1.10 |" in table
+    assert table in (ROOT / "README.md").read_text(), "paste bench/results.md into the README"
+
+
+def test_floor_and_step_run_the_notebooks_code(nb):
+    problem = benchmark.Problem(nb, 64)
+    assert max(problem.content.shape[-2:]) == 64
+    floor = benchmark.floor_seconds(nb, problem.content, repeats=1)
+    step = benchmark.step_seconds(problem, steps=3)
+    assert floor > 0 and step > 0
+
+
+def test_half_size_style_loss_resizes_to_the_problem(nb):
+    """style_loss_of brings a bigger picture down to the problem's size first: a picture
+    made of 2x2 blocks of the photo must score exactly like the photo."""
+    problem = benchmark.Problem(nb, 64)
+    doubled = torch.nn.functional.interpolate(problem.content, scale_factor=2, mode="nearest")
+    photo_loss = problem.style_loss_of(problem.content)
+    assert photo_loss > 0
+    assert problem.style_loss_of(doubled) == pytest.approx(photo_loss, rel=1e-5)
+
+
+def test_running_best_never_rises():
+    assert benchmark.running_best([5.0, 3.0, 4.0, 1.0, 2.0]) == [5.0, 3.0, 3.0, 1.0, 1.0]
