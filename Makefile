@@ -26,7 +26,7 @@ notebook: venv
 test: venv
 	$(PY) -m pytest
 
-# Speed benchmark (about 18 minutes on 2 cores): writes bench/results.json and results.md
+# Speed benchmark (about 19 minutes on 2 cores): writes bench/results.json and results.md
 bench: venv
 	$(PY) bench/benchmark.py --notebook
 

@@ -4,7 +4,7 @@ Uses the notebook's own code (its cells are executed in this process up to `styl
 tests/notebook_code.py), on Tübingen + The Starry Night from assets/. Prints a table and
 writes bench/results.json, bench/results.md and comparison images under bench/.
 
-    .venv/bin/python bench/benchmark.py                # about 11 minutes on 2 CPU cores
+    .venv/bin/python bench/benchmark.py                # about 12 minutes on 2 CPU cores
     .venv/bin/python bench/benchmark.py --notebook     # also time the whole notebook (+7 min)
     .venv/bin/python bench/benchmark.py --only floor   # re-measure some parts, keep the rest
 
@@ -290,6 +290,34 @@ def measure_precision_speed(nb: dict, size: int = 256, rounds: int = 2) -> dict:
             "bfloat16_speedup": round(fp32 / bf16, 3)}
 
 
+def measure_steps_needed(nb: dict, size: int = 256, steps: int = 300,
+                         shown=(100, 150, 200)) -> dict:
+    """How much does the picture still change after N steps? The dog from the photo at the
+    notebook's size, `steps` steps, frames every 25: for each frame, its loss relative to
+    the final one and its mean absolute pixel difference (in 1/255) to the final picture.
+    This is the evidence behind the default step counts."""
+    content = helpers.load_image(ROOT / "assets" / "dog.jpg", max_size=size).to(nb["device"])
+    style = helpers.load_image(STYLE, max_size=size).to(nb["device"])
+    target, style_targets = nb["targets_for"](content, style)
+    _, history, frames = nb["stylise"](content, target, style_targets, steps, frame_every=25)
+    final, best = frames[-1], running_best(history["total"])
+    table = {}
+    for k, frame in enumerate(frames[:-1]):
+        step = 25 * k
+        if step == 0:
+            continue
+        table[str(step)] = {"loss_over_final": round(best[step - 1] / best[-1], 3),
+                            "mean_abs_pixel_change_255": round(
+                                (frame - final).abs().mean().item() * 255, 2)}
+    helpers.show_images([frames[n // 25] for n in shown] + [final],
+                        [f"{n} steps" for n in shown] + [f"{steps} steps"],
+                        path=BENCH / "steps_needed.jpg", height=3)
+    for step in map(str, shown):
+        print(f"  after {step} steps: loss {table[step]['loss_over_final']}x the {steps}-step "
+              f"loss, pixels {table[step]['mean_abs_pixel_change_255']}/255 away from it")
+    return {"size": size, "steps": steps, "image": "dog from the photo", "by_step": table}
+
+
 def measure_peak_memory(size: int = 512, steps: int = 5) -> float:
     script = textwrap.dedent(f"""
         import os, resource, sys
@@ -327,7 +355,7 @@ def time_notebook(quick: bool) -> float:
     return round(seconds, 1)
 
 
-PARTS = ("floor", "peer", "quality", "precision", "memory", "notebook")
+PARTS = ("floor", "peer", "quality", "precision", "memory", "steps", "notebook")
 
 
 def main() -> None:
@@ -374,6 +402,9 @@ def main() -> None:
     if "memory" in parts:
         print("5. memory")
         results["peak_rss_mb_512"] = measure_peak_memory()
+    if "steps" in parts:
+        print("5b. how many steps: the picture after N steps against 300")
+        results["steps_needed"] = measure_steps_needed(nb)
     if "notebook" in parts:
         print("6. whole notebook")
         results["notebook_default_seconds"] = time_notebook(quick=False)
@@ -389,6 +420,7 @@ def summary_table(results: dict) -> str:
     floor = results["floor_and_step"]
     peer = results["peer"]
     quality = results["time_to_quality"]
+    steps_needed = results["steps_needed"]["by_step"]
     rows = [
         ("step_overhead_ratio (step / floor, 256 px)", f"{floor['256']['step_overhead_ratio']}",
          "<= 1.10"),
@@ -408,6 +440,11 @@ def summary_table(results: dict) -> str:
         ("channels_last speed-up per step (256 px, vs contiguous; default)",
          f"{results['layout']['channels_last_speedup']}", ""),
         ("peak_rss_mb_512", f"{results['peak_rss_mb_512']}", ""),
+        ("dog from the photo at 256 px, after 100 / 150 / 200 steps: loss / loss at 300",
+         " / ".join(str(steps_needed[n]["loss_over_final"]) for n in ("100", "150", "200")), ""),
+        ("  same, mean pixel change still to come (of 255)",
+         " / ".join(str(steps_needed[n]["mean_abs_pixel_change_255"])
+                    for n in ("100", "150", "200")), ""),
         ("notebook_default_seconds", f"{results.get('notebook_default_seconds', 'not run')}",
          "<= 300"),
         ("notebook_quick_seconds", f"{results.get('notebook_quick_seconds', 'not run')}", ""),

@@ -1,4 +1,4 @@
-"""The benchmark (bench/benchmark.py) is not run by CI (it takes 18 minutes), so these
+"""The benchmark (bench/benchmark.py) is not run by CI (it takes 19 minutes), so these
 checks keep it from drifting away from the notebook's code and from the README."""
 
 import importlib.util
