@@ -256,9 +256,10 @@ def measure_coarse_to_fine(nb: dict, size: int = 512, single_steps: int = 300,
                                        default=None)}
 
 
-def measure_layout(nb: dict, size: int = 256, rounds: int = 2) -> dict:
+def measure_layout(nb: dict, size: int = 256, rounds: int = 2, steps: int = 100) -> dict:
     """The notebook stores feature maps channels_last (section 3); compare with PyTorch's
-    default (contiguous) layout, the rest of the code unchanged."""
+    default (contiguous) layout, the rest of the code unchanged: the time per step, and the
+    picture after `steps` steps (the layout changes the order of the sums, not the maths)."""
     problem = Problem(nb, size)
     layouts = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
     timings = {name: [] for name in layouts}
@@ -266,12 +267,26 @@ def measure_layout(nb: dict, size: int = 256, rounds: int = 2) -> dict:
         for name, layout in layouts.items():
             nb["vgg"].to(memory_format=layout)
             timings[name].append(step_seconds(problem))
+    pictures = {}
+    for name, layout in layouts.items():
+        nb["vgg"].to(memory_format=layout)
+        image, history, seconds = problem.run(steps)
+        pictures[name] = (image, min(history["total"]), seconds)
     nb["vgg"].to(memory_format=nb["memory_format"])
+    side_by_side([picture[0] for picture in pictures.values()],
+                 [f"{name}: {steps} steps, {seconds:.0f} s, loss {loss:.4g}"
+                  for name, (_, loss, seconds) in pictures.items()],
+                 BENCH / "contiguous_vs_channels_last.jpg")
     contiguous, last = (statistics.median(timings[key]) for key in timings)
-    print(f"  channels_last step {last:.3f} s vs contiguous {contiguous:.3f} s")
+    difference = (pictures["channels_last"][0] - pictures["contiguous"][0]).abs().mean().item()
+    loss_ratio = pictures["channels_last"][1] / pictures["contiguous"][1]
+    print(f"  channels_last step {last:.3f} s vs contiguous {contiguous:.3f} s; after {steps} "
+          f"steps: loss ratio {loss_ratio:.4f}, mean pixel difference {difference * 255:.2f}/255")
     return {"size": size, "contiguous_step_s": round(contiguous, 4),
             "channels_last_step_s": round(last, 4),
             "channels_last_speedup": round(contiguous / last, 3),
+            "steps": steps, "channels_last_vs_contiguous_loss_ratio": round(loss_ratio, 4),
+            "mean_abs_pixel_difference_255": round(difference * 255, 2),
             "default": str(nb["memory_format"]).replace("torch.", "")}
 
 
@@ -439,6 +454,8 @@ def summary_table(results: dict) -> str:
         ("bfloat16 / float32 final loss", f"{peer['bfloat16_vs_float32_loss_ratio']}", "~1"),
         ("channels_last speed-up per step (256 px, vs contiguous; default)",
          f"{results['layout']['channels_last_speedup']}", ""),
+        ("channels_last / contiguous final loss (100 steps)",
+         f"{results['layout'].get('channels_last_vs_contiguous_loss_ratio', 'not run')}", "~1"),
         ("peak_rss_mb_512", f"{results['peak_rss_mb_512']}", ""),
         ("dog from the photo at 256 px, after 100 / 150 / 200 steps: loss / loss at 300",
          " / ".join(str(steps_needed[n]["loss_over_final"]) for n in ("100", "150", "200")), ""),
