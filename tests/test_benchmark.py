@@ -48,3 +48,16 @@ def test_half_size_style_loss_resizes_to_the_problem(nb):
 
 def test_running_best_never_rises():
     assert benchmark.running_best([5.0, 3.0, 4.0, 1.0, 2.0]) == [5.0, 3.0, 3.0, 1.0, 1.0]
+
+
+def test_device_run_measures_both_precisions_and_renders(nb, tmp_path):
+    """The GPU part runs on whatever device the namespace has; here the CPU, tiny."""
+    gpu = benchmark.measure_device_run(nb, size=64, steps=3, figure_dir=tmp_path)
+    assert gpu["float32"]["evaluations"] >= 3 and gpu["bfloat16"]["evaluations"] >= 3
+    assert 0.5 < gpu["bfloat16_vs_float32_loss_ratio"] < 2
+    assert (tmp_path / "cpu_float32_vs_bfloat16.jpg").exists()
+    assert nb["use_bfloat16"] == (nb["precision"] == "bfloat16")    # put back as it was
+    results = json.loads((ROOT / "bench" / "results.json").read_text())
+    table = benchmark.summary_table({**results, "gpu": gpu})
+    assert f"| GPU (cpu), 64 px x 3 steps, float32 / bfloat16 seconds | " \
+           f"{gpu['float32']['seconds']} / {gpu['bfloat16']['seconds']} | <= 3 (H100) |" in table
