@@ -735,7 +735,7 @@ def stylise(initial_image, content_target, style_targets, steps,
         history["seconds"].append(time.perf_counter() - started)
         if total.item() < best["loss"]:                 # the image this loss belongs to
             best["loss"], best["image"] = total.item(), image.detach().clone()
-        if step == 1 < steps:   # time a step, so you know at once whether to wait or shrink
+        if step == 1:   # time a step, so you know at once whether to wait or to shrink
             first, second = history["seconds"]   # (the first step also pays one-off set-up)
             print(f"{description}: {second - first:.2f} s per step on {device}, "
                   f"about {first + (second - first) * (steps - 1):.0f} s for {steps} steps")

@@ -230,8 +230,7 @@ def measure_coarse_to_fine(nb: dict, size: int = 512, single_steps: int = 300,
                                      for k, frame in enumerate(single_frames[:-1]) if k},
                   "single_final": half.style_loss_of(single_image)}
     print(f"  style loss at half size: coarse to fine {half_scale['coarse_to_fine']:.4g}, "
-          f"single scale after {single_steps} steps {half_scale['single_final']:.4g} (best "
-          f"over its run {min(half_scale['single_by_step'].values()):.4g})")
+          f"single scale after {single_steps} steps {half_scale['single_final']:.4g}")
 
     sweep = {}
     for n in checkpoints:
