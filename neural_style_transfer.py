@@ -674,9 +674,15 @@ assert tv_loss(noise_example) > 10 * tv_loss(content_image)
 # %% [markdown]
 # Every new photo or painting needs its targets computed once, exactly as in sections 4
 # and 5. We will do that for many more images (sections 10 to 20), so here is that recipe
-# as two small functions: one for a painting alone, one for a photo and a painting.
+# as three small functions: one for a photo, one for a painting, one for both.
 
 # %%
+def content_target_for(content_image, layer=content_layer):
+    """The photo's feature map at the content layer, computed once, without gradients."""
+    with torch.no_grad():
+        return extract_features(content_image, [layer])[layer]
+
+
 def style_targets_for(style_image):
     """The painting's Gram matrices at the style layers, computed once, without gradients."""
     with torch.no_grad():
@@ -687,9 +693,7 @@ def style_targets_for(style_image):
 def targets_for(content_image, style_image):
     """The fixed targets of one problem: the photo's content features and the painting's
     Gram matrices."""
-    with torch.no_grad():
-        target = extract_features(content_image, [content_layer])[content_layer]
-    return target, style_targets_for(style_image)
+    return content_target_for(content_image), style_targets_for(style_image)
 
 
 # %%
@@ -914,8 +918,7 @@ assert noise_result.shape == content_image.shape
 
 # %%
 soccer_image = helpers.load_image(second_content_path, max_size=image_size).to(device)
-with torch.no_grad():
-    soccer_target = extract_features(soccer_image, [content_layer])[content_layer]
+soccer_target = content_target_for(soccer_image)
 
 soccer_result, soccer_history, soccer_frames = stylise(
     soccer_image, soccer_target, style_targets, num_steps,
@@ -1073,8 +1076,7 @@ assert scream_result.shape == tubingen.shape and scream.shape[-2] > scream.shape
 logo, logo_alpha = helpers.load_image_with_alpha("assets/matplotlib_logo.png",
                                                  max_size=2 * section_size)
 logo, logo_alpha = logo.to(device), logo_alpha.to(device)
-with torch.no_grad():                   # the painting's targets are section 5's style_targets
-    logo_target = extract_features(logo, [content_layer])[content_layer]
+logo_target = content_target_for(logo)   # the painting's targets are section 5's style_targets
 logo_result, _, _ = stylise(logo, logo_target, style_targets, section_steps, description="logo")
 logo_path = helpers.save_image(logo_result, output_dir / "logo_starry_night.png", alpha=logo_alpha)
 
@@ -1132,8 +1134,7 @@ for depth in range(1, len(style_layers) + 1):
 content_reconstructions = []
 reconstruction_layers = ["conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_1"]
 for layer in reconstruction_layers:
-    with torch.no_grad():
-        target = extract_features(grid_content, [layer])[layer]
+    target = content_target_for(grid_content, layer)
     image, _, _ = stylise(grid_noise, target, grid_style_targets, grid_steps, style_weight=0,
                           content_layer=layer, description=f"content from {layer}")
     content_reconstructions.append(image)
@@ -1251,9 +1252,10 @@ colour_style = helpers.load_image(style_path, max_size=section_size).to(device)
 content_yiq, style_yiq = to_yiq(colour_content), to_yiq(colour_style)
 content_y, style_y = content_yiq[:, :1], style_yiq[:, :1]
 style_y = (style_y - style_y.mean()) / style_y.std() * content_y.std() + content_y.mean()
-grey_target, grey_style_targets = targets_for(content_y.expand(-1, 3, -1, -1),
+grey_content = content_y.expand(-1, 3, -1, -1)       # brightness as a grey RGB image
+grey_target, grey_style_targets = targets_for(grey_content,
                                               style_y.clamp(0, 1).expand(-1, 3, -1, -1))
-grey_result, _, _ = stylise(content_y.expand(-1, 3, -1, -1), grey_target, grey_style_targets,
+grey_result, _, _ = stylise(grey_content, grey_target, grey_style_targets,
                             section_steps, description="luminance only")
 luminance_result = from_yiq(torch.cat([grey_result.mean(dim=1, keepdim=True),
                                        content_yiq[:, 1:]], dim=1)).clamp(0, 1)
@@ -1293,40 +1295,45 @@ assert chroma_error < 0.02 and mean_colour_error < 0.02
 wave = helpers.load_image("assets/great_wave.jpg", max_size=grid_size).to(device)
 wave_targets = style_targets_for(wave)
 blend_weights = [1.0, 0.75, 0.5, 0.25, 0.0]          # weight of The Starry Night
-blends = []
+blends, blend_targets = [], []
 for weight in blend_weights:
     mixed_targets = {layer: weight * grid_style_targets[layer] + (1 - weight) * wave_targets[layer]
                      for layer in style_layers}
     image, _, _ = stylise(grid_content, grid_content_target, mixed_targets, grid_steps,
                           description=f"blend {weight:g}")
     blends.append(image)
+    blend_targets.append(mixed_targets)
 helpers.show_images(blends, [f"{int(weight * 4)}:{int((1 - weight) * 4)}" for weight in blend_weights],
                     path=output_dir / "blend.jpg", height=2.2)
 
-# the end points of the blend are exactly the single-style targets
-endpoint_starry = {layer: 1.0 * grid_style_targets[layer] + 0.0 * wave_targets[layer] for layer in style_layers}
-endpoint_wave = {layer: 0.0 * grid_style_targets[layer] + 1.0 * wave_targets[layer] for layer in style_layers}
-assert all(torch.equal(endpoint_starry[layer], grid_style_targets[layer]) for layer in style_layers)
-assert all(torch.equal(endpoint_wave[layer], wave_targets[layer]) for layer in style_layers)
+# the end points of the blend used exactly the single-style targets
+assert all(torch.equal(blend_targets[0][layer], grid_style_targets[layer]) for layer in style_layers)
+assert all(torch.equal(blend_targets[-1][layer], wave_targets[layer]) for layer in style_layers)
 
 # %% [markdown]
 # ## 18. Brush-stroke scale
 #
 # VGG's filters have a fixed size in pixels. Load the painting smaller and each swirl
 # covers fewer pixels: the strokes in the result get smaller. Load it larger and the
-# strokes grow. The photo stays the same size; only the style image's size changes.
+# strokes grow. The photo stays the same size; only the style image's size changes. The 1x
+# picture is section 16's usual transfer (same photo, painting and steps), so it is not
+# computed again.
 
 # %%
-scale_results, scale_titles = [], []
-for scale in (0.5, 1.0, 2.0):
+scale_results = {1.0: plain_result}
+scale_widths = {1.0: colour_style.shape[-1]}
+for scale in (0.5, 2.0):
     scaled_style = helpers.load_image(style_path, max_size=int(section_size * scale),
                                       upscale=True).to(device)
-    image, _, _ = stylise(colour_content, colour_target, style_targets_for(scaled_style),
-                          section_steps, description=f"style at {scale:g}x")
-    scale_results.append(image)
-    scale_titles.append(f"style image at {scale:g}x ({scaled_style.shape[-1]} px wide)")
-helpers.show_images(scale_results, scale_titles, path=output_dir / "brush_scale.jpg", height=2.8)
-assert all(image.shape == colour_content.shape for image in scale_results)
+    scale_results[scale], _, _ = stylise(colour_content, colour_target,
+                                         style_targets_for(scaled_style), section_steps,
+                                         description=f"style at {scale:g}x")
+    scale_widths[scale] = scaled_style.shape[-1]
+scales = sorted(scale_results)
+helpers.show_images([scale_results[scale] for scale in scales],
+                    [f"style image at {scale:g}x ({scale_widths[scale]} px wide)" for scale in scales],
+                    path=output_dir / "brush_scale.jpg", height=2.8)
+assert all(image.shape == colour_content.shape for image in scale_results.values())
 
 # %% [markdown]
 # ## 19. L-BFGS versus Adam
