@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: notebook test bench venv clean
+.PHONY: notebook test bench gallery venv clean
 
 venv: $(VENV)/.installed
 
@@ -29,6 +29,11 @@ test: venv
 # Speed benchmark (about 19 minutes on 2 cores): writes bench/results.json and results.md
 bench: venv
 	$(PY) bench/benchmark.py --notebook
+
+# The README's 512 px gallery, painted by the notebook's own `paint` (about 10 minutes on
+# 2 cores): assets/generated/gallery/, seconds and quality figures in bench/results.json
+gallery: venv
+	$(PY) bench/gallery.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -501,14 +501,20 @@ def show_figure(figure, path: str | os.PathLike | None = None, dpi: int = 100):
 
 
 def show_images(images: Sequence[torch.Tensor], titles: Sequence[str],
-                path: str | os.PathLike | None = None, height: float = 3.2) -> None:
-    """Show image tensors side by side at their true aspect ratios (and save the figure)."""
+                path: str | os.PathLike | None = None, height: float = 3.2,
+                columns: int | None = None) -> None:
+    """Show image tensors side by side at their true aspect ratios (and save the figure).
+    With `columns`, they fill rows of that many (the first row sets the widths)."""
     import matplotlib.pyplot as plt
 
-    widths = [image.shape[-1] / image.shape[-2] for image in images]
-    figure, axes = plt.subplots(1, len(images), figsize=(height * sum(widths), height),
+    columns = columns or len(images)
+    rows = -(-len(images) // columns)
+    widths = [image.shape[-1] / image.shape[-2] for image in images[:columns]]
+    figure, axes = plt.subplots(rows, columns, figsize=(height * sum(widths), height * rows),
                                 gridspec_kw={"width_ratios": widths}, squeeze=False)
-    for axis, image, title in zip(axes[0], images, titles):
+    for axis in axes.flat[len(images):]:
+        axis.axis("off")
+    for axis, image, title in zip(axes.flat, images, titles):
         axis.imshow(tensor_to_pil(image.cpu()))
         axis.set_title(title)
         axis.axis("off")

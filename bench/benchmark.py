@@ -81,7 +81,8 @@ class Problem:
         resized = F.interpolate(image, size=self.content.shape[-2:], mode="area")
         with torch.no_grad():
             features = self.nb["extract_features"](resized, self.nb["style_layers"])
-            return self.nb["style_loss"](features, self.style_targets).item()
+            return self.nb["style_loss"](features, self.style_targets,
+                                         self.nb["style_layer_weights"]).item()
 
 
 def sync(device):

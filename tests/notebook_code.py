@@ -22,8 +22,11 @@ def _inside(folder: Path):
         os.chdir(previous)
 
 
-def notebook_namespace(until: str = "def stylise(", **parameters) -> dict:
-    """Execute code cells in order up to (and including) the first one containing `until`.
+def notebook_namespace(until: str = "def stylise(", also: tuple[str, ...] = (),
+                       **parameters) -> dict:
+    """Execute code cells in order up to (and including) the first one containing `until`,
+    then the later cells that contain one of the strings in `also` (cells that only define
+    functions, so that no long run is repeated).
 
     Keyword arguments override the values of the parameters cell, like papermill does.
     Runs in quick mode unless NST_QUICK is set otherwise.
@@ -43,5 +46,14 @@ def notebook_namespace(until: str = "def stylise(", **parameters) -> dict:
                     raise KeyError(f"not in the parameters cell: {sorted(unknown)}")
                 namespace.update(parameters)
             if until in cell.source:
-                return namespace
-    raise ValueError(f"no code cell contains {until!r}")
+                break
+        else:
+            raise ValueError(f"no code cell contains {until!r}")
+        later = [cell for cell in notebook.cells[notebook.cells.index(cell) + 1:]
+                 if cell.cell_type == "code" and any(text in cell.source for text in also)]
+        missing = [text for text in also if not any(text in cell.source for cell in later)]
+        if missing:
+            raise ValueError(f"no later code cell contains {missing}")
+        for cell in later:
+            exec(compile(cell.source, f"<{NOTEBOOK.name} cell>", "exec"), namespace)
+    return namespace

@@ -1,0 +1,183 @@
+"""The README's 512 px gallery, painted by the notebook's own `paint` (coarse to fine from
+the recoloured photo, section 9c), on the CPU unless a GPU is there.
+
+    .venv/bin/python bench/gallery.py                   # five pictures, about 10 minutes on 2 cores
+    .venv/bin/python bench/gallery.py --only the_scream # the pictures whose name contains it
+
+Writes assets/generated/gallery/<photo>_<painting>.png, records each picture's seconds in
+bench/results.json as `gallery_512_seconds` (and its quality figures as `gallery_512_quality`),
+and, where ../shared/reference holds a published jcjohnson/neural-style output of the same
+pair, a side-by-side sheet bench/gallery_vs_reference_<painting>.jpg.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from notebook_code import notebook_namespace  # noqa: E402
+
+import nst_helpers as helpers  # noqa: E402
+
+SIZE = 512
+STEPS = (300, 150, 60)          # coarse to fine: 128, 256 and 512 px
+PAIRS = [("tubingen", "starry_night"), ("tubingen", "the_scream"), ("tubingen", "shipwreck"),
+         ("tubingen", "composition_vii"), ("dog", "starry_night")]
+GALLERY = ROOT / "assets" / "generated" / "gallery"
+SHARED = ROOT.parent / "shared"
+REFERENCES = {"starry_night": "jcjohnson_tubingen_starry_night.png",
+              "the_scream": "jcjohnson_tubingen_the_scream.png"}
+# The cells that only define what `paint` and the measures need (no runs): executed after
+# the notebook's cells up to `stylise`.
+DEFINITIONS = ("def match_colours(", "def paint(", "def colour_speckle(")
+
+
+def palette_distances(style: Path, content: Path, images: list[Path]) -> list[float] | None:
+    """The shared palette tool's 'to style' figure for each image (one call, so the figures
+    are comparable), or None where the tool is not beside the project."""
+    tool = SHARED / "tools" / "palette_distance.py"
+    if not tool.exists():
+        return None
+    printed = subprocess.run([sys.executable, str(tool), str(style), str(content),
+                              *map(str, images)], capture_output=True, text=True,
+                             check=True).stdout
+    return [float(value) for value in re.findall(r"to style\s+([\d.]+)", printed)]
+
+
+def content_loss_at(nb: dict, image: torch.Tensor, content_path: Path) -> float:
+    """The notebook's relu4_2 content loss of `image` against the photo at the same size,
+    in float32."""
+    photo = helpers.load_image(content_path, max_size=SIZE).to(nb["device"])
+    image = image.to(nb["device"])
+    with torch.no_grad():
+        return nb["content_loss"](nb["content_target_for"](image),
+                                  nb["content_target_for"](photo)).item()
+
+
+def paint_one(nb: dict, content: str, style: str) -> tuple[float, dict]:
+    content_path = ROOT / "assets" / f"{content}.jpg"
+    style_path = ROOT / "assets" / f"{style}.jpg"
+    began = time.perf_counter()
+    picture, _ = nb["paint"](content_path, style_path, SIZE, STEPS,
+                             description=f"{content} x {style}")
+    seconds = time.perf_counter() - began
+    path = GALLERY / f"{content}_{style}.png"
+    path.unlink(missing_ok=True)               # the gallery's own output: replaced on purpose
+    helpers.save_image(picture, path)
+    quality = {"content_loss_512": float(f"{content_loss_at(nb, picture, content_path):.4g}"),
+               "colour_speckle": round(nb["colour_speckle"](picture), 3),
+               "photo_colour_speckle": round(nb["colour_speckle"](
+                   helpers.load_image(content_path, max_size=SIZE)), 3)}
+    palette = palette_distances(style_path, content_path, [path])
+    if palette:
+        quality["palette_to_style"] = palette[0]
+    print(f"  {path.name}: {seconds:.0f} s, {quality}", flush=True)
+    return round(seconds, 1), quality
+
+
+def reference_sheet(nb: dict, style: str, quality: dict) -> dict | None:
+    """ours | reference, with both pictures' figures, for a pair that has a reference."""
+    reference_path = SHARED / "reference" / REFERENCES[style]
+    if not reference_path.exists():
+        return None
+    content_path = ROOT / "assets" / "tubingen.jpg"
+    ours_path = GALLERY / f"tubingen_{style}.png"
+    reference = helpers.load_image(reference_path)
+    palettes = palette_distances(ROOT / "assets" / f"{style}.jpg", content_path,
+                                 [reference_path, ours_path])
+    figures = {"palette_to_style": palettes[0],
+               "content_loss_512": float(f"{content_loss_at(nb, reference, content_path):.4g}"),
+               "colour_speckle": round(nb["colour_speckle"](reference), 3)}
+    ours = quality[f"tubingen_{style}"]
+
+    def caption(who, values):
+        return (f"{who}: palette distance {values['palette_to_style']:.1f}, "
+                f"content loss {values['content_loss_512']:.3g}, "
+                f"speckle {values['colour_speckle']:.2f}")
+
+    helpers.show_images([helpers.load_image(ours_path), reference],
+                        [caption("this notebook (paint, 512 px)", ours),
+                         caption("jcjohnson/neural-style", figures)],
+                        path=ROOT / "bench" / f"gallery_vs_reference_{style}.jpg", height=5)
+    return figures
+
+
+TITLES = {"tubingen": "Tübingen", "dog": "dog", "starry_night": "The Starry Night",
+          "the_scream": "The Scream", "shipwreck": "The Shipwreck of the Minotaur",
+          "composition_vii": "Composition VII"}
+
+
+def gallery_table(results: dict) -> str:
+    """The README's gallery: photo, painting, result, with each picture's seconds and
+    figures, and the two published references' figures, all from bench/results.json."""
+    seconds, quality = results["gallery_512_seconds"], results["gallery_512_quality"]
+    references = results.get("gallery_512_references", {})
+    lines = ["| photo | painting | result (512 px) | seconds | palette distance "
+             "(reference) | content loss (reference) | colour speckle (photo) |",
+             "|---|---|---|---|---|---|---|"]
+    for content, style in PAIRS:
+        name = f"{content}_{style}"
+        figures, reference = quality[name], references.get(name)
+        palette = f"{figures['palette_to_style']:.1f}" + (
+            f" ({reference['palette_to_style']:.1f})" if reference else "")
+        content_loss = f"{figures['content_loss_512']:.3g}" + (
+            f" ({reference['content_loss_512']:.3g})" if reference else "")
+        lines.append(
+            f"| <img src=\"assets/{content}.jpg\" width=\"160\"> "
+            f"| <img src=\"assets/{style}.jpg\" width=\"120\"><br>{TITLES[style]} "
+            f"| <img src=\"assets/generated/gallery/{name}.png\" width=\"320\"> "
+            f"| {seconds[name]:.0f} | {palette} | {content_loss} "
+            f"| {figures['colour_speckle']:.2f} ({figures['photo_colour_speckle']:.2f}) |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="", help="paint only the pairs whose name contains this")
+    arguments = parser.parse_args()
+    os.environ["NST_QUICK"] = "0"
+    os.environ["TQDM_DISABLE"] = "1"
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    with tempfile.TemporaryDirectory() as scratch:
+        os.environ["NST_OUTPUT_DIR"] = scratch      # the cells' own figures go nowhere
+        nb = notebook_namespace(also=DEFINITIONS)
+        GALLERY.mkdir(parents=True, exist_ok=True)
+        results_path = ROOT / "bench" / "results.json"
+        results = json.loads(results_path.read_text())
+        seconds = results.setdefault("gallery_512_seconds", {})
+        quality = results.setdefault("gallery_512_quality", {})
+        print(f"paint steps per level: {STEPS}, device {nb['device']} "
+              f"({nb['precision']})")
+        for content, style in PAIRS:
+            name = f"{content}_{style}"
+            if arguments.only in name:
+                seconds[name], quality[name] = paint_one(nb, content, style)
+                results_path.write_text(json.dumps(results, indent=2) + "\n")
+        references = results.setdefault("gallery_512_references", {})
+        for style in REFERENCES:
+            if f"tubingen_{style}" in quality and arguments.only in f"tubingen_{style}":
+                figures = reference_sheet(nb, style, quality)
+                if figures:
+                    references[f"tubingen_{style}"] = figures
+        results["gallery_512_settings"] = {"paint_steps": list(STEPS),
+                                           "style_weight": nb["style_weight"],
+                                           "tv_weight": nb["tv_weight"],
+                                           "machine": f"{os.cpu_count()} cores, {nb['device']}, "
+                                                      f"{nb['precision']}"}
+        results_path.write_text(json.dumps(results, indent=2) + "\n")
+        if all(f"{content}_{style}" in quality for content, style in PAIRS):
+            print("\nFor the README:\n" + gallery_table(results))
+
+
+if __name__ == "__main__":
+    main()
