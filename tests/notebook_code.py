@@ -1,7 +1,10 @@
 """Run the notebook's own code cells in this process, so tests (and the benchmark) use the
 very functions the notebook defines instead of a copy of them."""
 
+import atexit
 import os
+import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,26 +25,43 @@ def _inside(folder: Path):
         os.chdir(previous)
 
 
-def notebook_namespace(until: str = "def stylise(", **parameters) -> dict:
+def _scratch_output_dir() -> None:
+    """Figures the cells draw on the way go to a folder removed at exit, never to
+    assets/generated (pytest's conftest.py and the benchmark set their own)."""
+    if "NST_OUTPUT_DIR" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="nst-notebook-code-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        os.environ["NST_OUTPUT_DIR"] = folder
+
+
+def notebook_namespace(until: str = "def stylise(", notebook: Path = NOTEBOOK,
+                       **parameters) -> dict:
     """Execute code cells in order up to (and including) the first one containing `until`.
 
-    Keyword arguments override the values of the parameters cell, like papermill does.
-    Runs in quick mode unless NST_QUICK is set otherwise.
+    Keyword arguments override the values of the parameters cell (the code cell tagged
+    `parameters`), like papermill does. Runs in quick mode unless NST_QUICK is set otherwise.
     """
     os.environ.setdefault("NST_QUICK", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")
+    _scratch_output_dir()
     namespace: dict = {"__name__": "__notebook__"}
-    notebook = jupytext.read(NOTEBOOK)
+    cells = [cell for cell in jupytext.read(notebook).cells if cell.cell_type == "code"]
+    tagged = [index for index, cell in enumerate(cells)
+              if "parameters" in cell.metadata.get("tags", [])]
+    if len(tagged) != 1:
+        raise ValueError(f"{notebook.name}: {len(tagged)} code cells are tagged 'parameters'; "
+                         "exactly one must be (papermill and these tests set its values)")
     with _inside(ROOT):
-        for cell in notebook.cells:
-            if cell.cell_type != "code":
-                continue
-            exec(compile(cell.source, f"<{NOTEBOOK.name} cell>", "exec"), namespace)
-            if "parameters" in cell.metadata.get("tags", []):
+        for index, cell in enumerate(cells):
+            exec(compile(cell.source, f"<{notebook.name} cell>", "exec"), namespace)
+            if index == tagged[0]:
                 unknown = set(parameters) - set(namespace)
                 if unknown:
                     raise KeyError(f"not in the parameters cell: {sorted(unknown)}")
                 namespace.update(parameters)
             if until in cell.source:
+                if parameters and index < tagged[0]:
+                    raise ValueError(f"{until!r} comes before the parameters cell: "
+                                     f"{sorted(parameters)} would not be applied")
                 return namespace
     raise ValueError(f"no code cell contains {until!r}")
