@@ -27,6 +27,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -383,22 +384,41 @@ def measure_peak_memory(size: int = 512, steps: int = 5) -> float:
 
 
 def time_notebook(quick: bool) -> float:
+    """Execute the notebook as `make notebook` does, but save the executed copy in a scratch
+    folder: nothing is written inside the project, so a benchmark killed half-way leaves no
+    notebook behind for the next `make test` to collect."""
     environment = dict(os.environ, TQDM_DISABLE="1", NST_QUICK="1" if quick else "0")
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory(prefix="nst_bench_notebook_") as scratch:
         environment["NST_OUTPUT_DIR"] = scratch
-        copy = ROOT / "tests" / "_benchmark_copy.ipynb"   # inside the project, so it finds assets
-        copy.write_bytes((ROOT / "neural_style_transfer.ipynb").read_bytes())
-        try:
-            began = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook",
-                            "--execute", "--output", str(Path(scratch) / "out.ipynb"),
-                            "--ExecutePreprocessor.timeout=-1", str(copy)],
-                           env=environment, check=True, capture_output=True)
-            seconds = time.perf_counter() - began
-        finally:
-            copy.unlink(missing_ok=True)
+        began = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook",
+                        "--execute", "--output-dir", scratch, "--output", "executed",
+                        "--ExecutePreprocessor.timeout=-1",
+                        "--ExecutePreprocessor.kernel_name=python3",
+                        str(ROOT / "neural_style_transfer.ipynb")],
+                       env=environment, check=True, capture_output=True, cwd=ROOT)
+        seconds = time.perf_counter() - began
     print(f"  whole notebook ({'quick' if quick else 'defaults'}): {seconds:.0f} s")
     return round(seconds, 1)
+
+
+@contextmanager
+def benchmark_environment():
+    """The notebook at its real defaults, without progress bars, and the figures its cells
+    draw on the way in a scratch folder (not assets/generated), removed afterwards."""
+    saved = {key: os.environ.get(key)
+             for key in ("NST_QUICK", "TQDM_DISABLE", "MPLBACKEND", "NST_OUTPUT_DIR")}
+    with tempfile.TemporaryDirectory(prefix="nst_bench_") as scratch:
+        os.environ.update(NST_QUICK="0", TQDM_DISABLE="1", NST_OUTPUT_DIR=scratch)
+        os.environ.setdefault("MPLBACKEND", "Agg")
+        try:
+            yield Path(scratch)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 PARTS = ("floor", "peer", "quality", "precision", "memory", "steps", "notebook", "gpu")
@@ -411,18 +431,17 @@ def main() -> None:
                         help=f"comma-separated parts to re-measure, keeping the others' "
                              f"previous results: {', '.join(PARTS)}")
     arguments = parser.parse_args()
-    os.environ["NST_QUICK"] = "0"                  # the notebook at its real defaults
-    os.environ["TQDM_DISABLE"] = "1"
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    # the notebook's cells draw a figure or two on the way: keep them out of assets/generated
-    os.environ["NST_OUTPUT_DIR"] = tempfile.mkdtemp(prefix="nst_bench_")
     parts = set(arguments.only.split(",")) if arguments.only else set(PARTS)
     if not arguments.notebook and not arguments.only:
         parts.discard("notebook")
     unknown = parts - set(PARTS)
     if unknown:
         parser.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
+    with benchmark_environment():
+        measure(parts, arguments, parser)
 
+
+def measure(parts: set, arguments, parser) -> None:
     previous = BENCH / "results.json"
     results = json.loads(previous.read_text()) if previous.exists() else {}
     nb = notebook_namespace()

@@ -3,6 +3,8 @@ checks keep it from drifting away from the notebook's code and from the README."
 
 import importlib.util
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,48 @@ def test_device_run_measures_both_precisions_and_renders(nb, tmp_path):
     table = benchmark.summary_table({**results, "gpu": gpu})
     assert f"| GPU (cpu), 64 px x 3 steps, float32 / bfloat16 seconds | " \
            f"{gpu['float32']['seconds']} / {gpu['bfloat16']['seconds']} | <= 3 (H100) |" in table
+
+
+def notebooks_in_the_project() -> set:
+    """Every .ipynb under the project (what pytest's testpaths could collect), .venv aside."""
+    found = set()
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [name for name in subfolders if name not in (".venv", ".git")]
+        found |= {Path(folder) / name for name in files if name.endswith(".ipynb")}
+    return found
+
+
+def test_timing_the_notebook_leaves_nothing_in_the_project_even_when_killed(monkeypatch):
+    """While nbconvert runs (where a kill would stop the benchmark) no extra notebook exists
+    in the project, and the executed copy goes to a scratch folder that is then removed."""
+    before = notebooks_in_the_project()
+    seen = {}
+
+    def fake_nbconvert(command, env, **kwargs):
+        seen.update(command=command, env=env, notebooks=notebooks_in_the_project())
+        output_dir = Path(command[command.index("--output-dir") + 1])
+        seen["output_dir_existed"] = output_dir.is_dir()
+        (output_dir / "executed.ipynb").write_text("{}")
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(benchmark.subprocess, "run", fake_nbconvert)
+    assert benchmark.time_notebook(quick=True) >= 0
+    assert seen["notebooks"] == before
+    command = seen["command"]
+    assert command[1:5] == ["-m", "jupyter", "nbconvert", "--to"] and "--execute" in command
+    assert Path(command[-1]) == ROOT / "neural_style_transfer.ipynb"
+    output_dir = Path(command[command.index("--output-dir") + 1])
+    assert seen["output_dir_existed"] and not output_dir.is_relative_to(ROOT)
+    assert seen["env"]["NST_OUTPUT_DIR"] == str(output_dir) and seen["env"]["NST_QUICK"] == "1"
+    assert not output_dir.exists()
+    assert notebooks_in_the_project() == before
+
+
+def test_benchmark_environment_is_removed_and_restored_afterwards():
+    saved = {key: os.environ.get(key) for key in ("NST_QUICK", "NST_OUTPUT_DIR", "TQDM_DISABLE")}
+    with benchmark.benchmark_environment() as scratch:
+        assert os.environ["NST_QUICK"] == "0" and os.environ["NST_OUTPUT_DIR"] == str(scratch)
+        assert scratch.is_dir() and not scratch.is_relative_to(ROOT)
+        (scratch / "inputs.jpg").write_bytes(b"a figure drawn on the way")
+    assert not scratch.exists()
+    assert {key: os.environ.get(key) for key in saved} == saved
