@@ -140,7 +140,8 @@ def test_make_lab_serves_the_notebook_and_runs_its_cells(jupyter_environment, tm
     server, kernel_pid = None, None
     with open(log, "w") as log_file:
         process = subprocess.Popen(command, cwd=ROOT, env=jupyter_environment,
-                                   stdout=log_file, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, stdout=log_file,
+                                   stderr=subprocess.STDOUT,
                                    start_new_session=True)
     try:
         server = Server(port, token)

@@ -96,7 +96,8 @@ def test_nbval_fails_a_checked_cell_whose_stored_output_is_wrong(notebook, tmp_p
     result = subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "pytest.ini"),
                              "--rootdir", str(tmp_path), f"--junitxml={report}",
                              "committed.ipynb", "tampered.ipynb"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                            cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True,
+                            text=True, timeout=600)
     outcomes = {}
     for case in ElementTree.parse(report).iter("testcase"):
         problem = case.find("failure")

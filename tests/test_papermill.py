@@ -55,8 +55,10 @@ def papermill_run(tmp_path_factory):
     environment.update(NST_QUICK="1", TQDM_DISABLE="1", MPLBACKEND="Agg",
                        JUPYTER_DATA_DIR=str(scratch / "jupyter-data"))
     before = fingerprint(ASSETS), sorted(path.name for path in ROOT.iterdir())
-    result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True,
-                            timeout=900)
+    # no terminal for the kernel: one started from a background job would be stopped
+    # (SIGTTIN) as soon as it touched it
+    result = subprocess.run(command, cwd=ROOT, env=environment, stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=900)
     after = fingerprint(ASSETS), sorted(path.name for path in ROOT.iterdir())
     return {"result": result, "parameters": parameters, "outputs": outputs,
             "executed": scratch / "executed.ipynb", "before": before, "after": after}

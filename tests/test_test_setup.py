@@ -44,7 +44,8 @@ def run_probe(folder: Path, **environment) -> dict:
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "conftest",
                              "-p", "no:cacheprovider", "--rootdir", str(folder), "-c", os.devnull,
                              "test_probe.py"],
-                            cwd=folder, env=env, capture_output=True, text=True, timeout=120)
+                            cwd=folder, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads((folder / "record.json").read_text())
 
