@@ -4,11 +4,13 @@
 #                   (writes every figure and GIF under assets/generated/)
 #   make test       build .venv if missing, then run the unit tests and re-execute the
 #                   notebook under nbval in quick mode (small images, few steps)
+#   make lab        open the notebook in JupyterLab, served from .venv to this machine only
+#                   (extra server options: make lab LAB_ARGS="--port=8899")
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: notebook test bench gallery venv clean
+.PHONY: notebook test lab bench gallery venv clean
 
 venv: $(VENV)/.installed
 
@@ -25,6 +27,13 @@ notebook: venv
 
 test: venv
 	$(PY) -m pytest
+
+# 127.0.0.1: reachable from this machine only, whatever a Jupyter config file says.
+# Jupyter refuses to run as root unless told (containers often run as root).
+LAB_ARGS ?=
+lab: venv
+	$(PY) -m jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) \
+	    $(LAB_ARGS) neural_style_transfer.ipynb
 
 # Speed benchmark (about 19 minutes on 2 cores): writes bench/results.json and results.md
 bench: venv

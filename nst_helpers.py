@@ -16,12 +16,13 @@ import hashlib
 import importlib.util
 import io
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import imageio.v3 as imageio
@@ -253,6 +254,20 @@ def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
     return Image.fromarray(array.permute(1, 2, 0).cpu().numpy(), mode="RGB")
 
 
+def _new_file_beside(path: Path) -> Path:
+    """Create an empty, hidden file next to `path` and return its name. Created with mode
+    0o666, so the kernel applies the process's umask exactly as for any new file (mkstemp
+    would make it 0o600, and reading the umask means setting it: a process-wide change)."""
+    for _ in range(100):
+        candidate = path.parent / f".{path.stem}-{secrets.token_hex(4)}{path.suffix}"
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"could not create a temporary file in {path.parent}")
+
+
 def _atomic_write(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename over `path`:
     a crash half-way never leaves a broken file behind."""
@@ -260,17 +275,12 @@ def _atomic_write(path: Path, write) -> None:
         raise FileExistsError(f"{path} is one of the input images; refusing to overwrite it. "
                               "Choose another file name or output_dir.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-",
-                                         suffix=path.suffix)
-    os.close(handle)
+    temporary = _new_file_beside(path)
     try:
-        write(Path(temporary))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600 files; use normal permissions
+        write(temporary)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 
@@ -383,10 +393,10 @@ def find_gifsicle() -> str | None:
 def _compress_gif(path: Path, colors: int, lossy: int) -> bool:
     """Shrink a GIF in place with gifsicle. Returns False when the binary is missing.
 
-    We call the binary directly rather than through pygifsicle: pygifsicle appends
-    `--colors N` *after* the input file, which re-quantises every frame after the
-    optimisation and more than doubled our GIFs (1.42 MB instead of 0.66 MB), and it
-    ignores gifsicle's exit status.
+    We call the binary directly rather than through pygifsicle 1.1.0, which always adds
+    `--colors` (256 unless told) after the input file, overriding the colours asked for,
+    adds a plain `--optimize` (level 1) to `optimize()`'s options, ignores gifsicle's exit
+    status, and finds the binary only on PATH. bench/dependencies.py measures the cost.
     """
     binary = find_gifsicle()
     if binary is None:
@@ -433,20 +443,27 @@ def gif_info(path: str | os.PathLike) -> dict:
 
 
 def gif_preview(path: str | os.PathLike, width: int = 180, max_frames: int = 12) -> bytes:
-    """A small copy of a GIF (narrower, fewer frames, same playing time) for inline display."""
+    """A small copy of a GIF (narrower, fewer frames, same playing time) for inline display.
+
+    Each kept frame stays on screen for as long as the frames it stands for, so the preview
+    plays as long as the file; its last frame is held at least 1.5 s."""
     with Image.open(path) as gif:
         count = getattr(gif, "n_frames", 1)
         keep = sorted({round(i * (count - 1) / max(1, max_frames - 1))
                        for i in range(min(count, max_frames))})
+        source_durations = []
+        for index in range(count):
+            gif.seek(index)
+            source_durations.append(gif.info.get("duration", 80))
         frames, durations = [], []
-        for index in keep:
+        for index, next_index in zip(keep, keep[1:] + [count]):
             gif.seek(index)
             frame = gif.convert("RGB")
             scale = min(1.0, width / frame.width)
             frames.append(frame.resize((max(1, round(frame.width * scale)),
                                         max(1, round(frame.height * scale))),
                                        Image.Resampling.LANCZOS))
-            durations.append(gif.info.get("duration", 80) * count / len(keep))
+            durations.append(sum(source_durations[index:next_index]))
         durations[-1] = max(durations[-1], 1500)
     with tempfile.TemporaryDirectory() as folder:
         small = Path(folder) / "preview.gif"
@@ -463,12 +480,6 @@ def show_gif(path: str | os.PathLike, width: int = 180):
     data = base64.b64encode(gif_preview(path, width)).decode("ascii")
     return HTML(f'<img src="data:image/gif;base64,{data}" width="{width}" '
                 f'alt="{Path(path).name}">')
-
-
-def frames_every(total_steps: int, count: int) -> Iterable[int]:
-    """About `count` step numbers spread evenly over 0..total_steps (for GIF frames)."""
-    count = max(2, min(count, total_steps + 1))
-    return sorted({round(i * total_steps / (count - 1)) for i in range(count)})
 
 
 # --------------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """Run the notebook's own code cells in this process, so tests (and the benchmark) use the
 very functions the notebook defines instead of a copy of them."""
 
+import atexit
 import os
+import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,38 +25,54 @@ def _inside(folder: Path):
         os.chdir(previous)
 
 
-def notebook_namespace(until: str = "def stylise(", also: tuple[str, ...] = (),
-                       **parameters) -> dict:
+def _scratch_output_dir() -> None:
+    """Figures the cells draw on the way go to a folder removed at exit, never to
+    assets/generated (pytest's conftest.py and the benchmark set their own)."""
+    if "NST_OUTPUT_DIR" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="nst-notebook-code-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        os.environ["NST_OUTPUT_DIR"] = folder
+
+
+def notebook_namespace(until: str = "def stylise(", notebook: Path = NOTEBOOK,
+                       also: tuple[str, ...] = (), **parameters) -> dict:
     """Execute code cells in order up to (and including) the first one containing `until`,
     then the later cells that contain one of the strings in `also` (cells that only define
     functions, so that no long run is repeated).
 
-    Keyword arguments override the values of the parameters cell, like papermill does.
-    Runs in quick mode unless NST_QUICK is set otherwise.
+    Keyword arguments override the values of the parameters cell (the code cell tagged
+    `parameters`), like papermill does. Runs in quick mode unless NST_QUICK is set otherwise.
     """
     os.environ.setdefault("NST_QUICK", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")
+    _scratch_output_dir()
     namespace: dict = {"__name__": "__notebook__"}
-    notebook = jupytext.read(NOTEBOOK)
+    cells = [cell for cell in jupytext.read(notebook).cells if cell.cell_type == "code"]
+    tagged = [index for index, cell in enumerate(cells)
+              if "parameters" in cell.metadata.get("tags", [])]
+    if len(tagged) != 1:
+        raise ValueError(f"{notebook.name}: {len(tagged)} code cells are tagged 'parameters'; "
+                         "exactly one must be (papermill and these tests set its values)")
     with _inside(ROOT):
-        for cell in notebook.cells:
-            if cell.cell_type != "code":
-                continue
-            exec(compile(cell.source, f"<{NOTEBOOK.name} cell>", "exec"), namespace)
-            if "parameters" in cell.metadata.get("tags", []):
+        for index, cell in enumerate(cells):
+            exec(compile(cell.source, f"<{notebook.name} cell>", "exec"), namespace)
+            if index == tagged[0]:
                 unknown = set(parameters) - set(namespace)
                 if unknown:
                     raise KeyError(f"not in the parameters cell: {sorted(unknown)}")
                 namespace.update(parameters)
             if until in cell.source:
+                if parameters and index < tagged[0]:
+                    raise ValueError(f"{until!r} comes before the parameters cell: "
+                                     f"{sorted(parameters)} would not be applied")
                 break
         else:
             raise ValueError(f"no code cell contains {until!r}")
-        later = [cell for cell in notebook.cells[notebook.cells.index(cell) + 1:]
-                 if cell.cell_type == "code" and any(text in cell.source for text in also)]
+        later = [cell for cell in cells[index + 1:]
+                 if any(text in cell.source for text in also)]
         missing = [text for text in also if not any(text in cell.source for cell in later)]
         if missing:
             raise ValueError(f"no later code cell contains {missing}")
         for cell in later:
-            exec(compile(cell.source, f"<{NOTEBOOK.name} cell>", "exec"), namespace)
+            exec(compile(cell.source, f"<{notebook.name} cell>", "exec"), namespace)
     return namespace

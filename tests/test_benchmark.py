@@ -3,6 +3,9 @@ checks keep it from drifting away from the notebook's code and from the README."
 
 import importlib.util
 import json
+import os
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -61,3 +64,113 @@ def test_device_run_measures_both_precisions_and_renders(nb, tmp_path):
     table = benchmark.summary_table({**results, "gpu": gpu})
     assert f"| GPU (cpu), 64 px x 3 steps, float32 / bfloat16 seconds | " \
            f"{gpu['float32']['seconds']} / {gpu['bfloat16']['seconds']} | <= 3 (H100) |" in table
+
+
+def notebooks_in_the_project() -> set:
+    """Every .ipynb under the project (what pytest's testpaths could collect), .venv aside."""
+    found = set()
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [name for name in subfolders if name not in (".venv", ".git")]
+        found |= {Path(folder) / name for name in files if name.endswith(".ipynb")}
+    return found
+
+
+def test_timing_the_notebook_leaves_nothing_in_the_project_even_when_killed(monkeypatch):
+    """While nbconvert runs (where a kill would stop the benchmark) no extra notebook exists
+    in the project, and the executed copy goes to a scratch folder that is then removed."""
+    before = notebooks_in_the_project()
+    seen = {}
+
+    def fake_nbconvert(command, env, **kwargs):
+        seen.update(command=command, env=env, notebooks=notebooks_in_the_project())
+        output_dir = Path(command[command.index("--output-dir") + 1])
+        seen["output_dir_existed"] = output_dir.is_dir()
+        (output_dir / "executed.ipynb").write_text("{}")
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(benchmark.subprocess, "run", fake_nbconvert)
+    assert benchmark.time_notebook(quick=True) >= 0
+    assert seen["notebooks"] == before
+    command = seen["command"]
+    assert command[1:5] == ["-m", "jupyter", "nbconvert", "--to"] and "--execute" in command
+    assert Path(command[-1]) == ROOT / "neural_style_transfer.ipynb"
+    output_dir = Path(command[command.index("--output-dir") + 1])
+    assert seen["output_dir_existed"] and not output_dir.is_relative_to(ROOT)
+    assert seen["env"]["NST_OUTPUT_DIR"] == str(output_dir) and seen["env"]["NST_QUICK"] == "1"
+    assert not output_dir.exists()
+    assert notebooks_in_the_project() == before
+
+
+def test_benchmark_environment_is_removed_and_restored_afterwards():
+    saved = {key: os.environ.get(key) for key in ("NST_QUICK", "NST_OUTPUT_DIR", "TQDM_DISABLE")}
+    with benchmark.benchmark_environment() as scratch:
+        assert os.environ["NST_QUICK"] == "0" and os.environ["NST_OUTPUT_DIR"] == str(scratch)
+        assert scratch.is_dir() and not scratch.is_relative_to(ROOT)
+        (scratch / "inputs.jpg").write_bytes(b"a figure drawn on the way")
+    assert not scratch.exists()
+    assert {key: os.environ.get(key) for key in saved} == saved
+
+
+# ---------------------------------------------------------------- numbers quoted by the README
+
+README = (ROOT / "README.md").read_text()
+RESULTS = json.loads((ROOT / "bench" / "results.json").read_text())
+
+
+def prose(markdown: str) -> str:
+    """The README without code blocks and inline code (example commands and messages)."""
+    return re.sub(r"`[^`\n]*`", "", re.sub(r"```.*?```", "", markdown, flags=re.DOTALL))
+
+
+DURATION = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?) ?(?:(min|minutes?)(?: (\d+) ?s\b)?\b"
+                      r"|(s|seconds?)\b)")
+
+
+def durations(markdown: str) -> list[tuple[str, float, int]]:
+    """(text, seconds, decimals shown) of every duration in the prose: "0.20 s", "432 s",
+    "7 min 12 s", "19 minutes"."""
+    found = []
+    for match in DURATION.finditer(prose(markdown)):
+        number, minutes, extra_seconds, _ = match.groups()
+        if minutes:
+            found.append((match.group(0), float(number) * 60 + float(extra_seconds or 0), 0))
+        else:
+            decimals = len(number.split(".")[1]) if "." in number else 0
+            found.append((match.group(0), float(number), decimals))
+    return found
+
+
+def test_readme_how_long_section_shows_the_committed_results():
+    assert benchmark.how_long(RESULTS) in README, "paste bench/results.md into the README"
+
+
+def test_every_duration_in_the_readme_comes_from_the_benchmark():
+    quotable = benchmark.quotable_seconds(RESULTS)
+    found = durations(README)
+    assert len(found) >= 8
+    hand_typed = [text for text, seconds, decimals in found
+                  if not any(round(value, decimals) == seconds for value in quotable)]
+    assert hand_typed == []
+
+
+def test_duration_finder_reads_every_way_the_readme_writes_them():
+    text = "took 0.20 s, 432 s (7 min 12 s); about 19 minutes; `900 s` is code; 2 steps"
+    assert durations(text) == [("0.20 s", 0.2, 2), ("432 s", 432, 0), ("7 min 12 s", 432, 0),
+                               ("19 minutes", 1140, 0)]
+
+
+def test_readme_quotes_no_test_count():
+    """A count of tests is out of date with the next test; the README does not give one."""
+    assert re.findall(r"\b\d+ (?:tests|passed)\b", prose(README)) == []
+
+
+def test_readme_quotes_the_measured_reasons_for_leaving_out_torchvision_and_pygifsicle():
+    spec = importlib.util.spec_from_file_location("dependencies",
+                                                  ROOT / "bench" / "dependencies.py")
+    dependencies = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dependencies)
+    measured = json.loads((ROOT / "bench" / "dependencies.json").read_text())
+    assert measured["pygifsicle"]["pygifsicle_colors_in_options_mb"] > \
+        measured["pygifsicle"]["direct_call_mb"]
+    for fact in dependencies.facts(measured):
+        assert fact in README

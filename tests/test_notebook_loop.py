@@ -12,22 +12,23 @@ def nb():
     return notebook_namespace(device_name="cpu")
 
 
-def noise_like(nb, seed):
-    generator = torch.Generator().manual_seed(seed)
-    return torch.rand(nb["content_image"].shape, generator=generator)
+def noise(nb, monkeypatch, seed):
+    """The notebook's own noise_like(), which draws from the parameters cell's `seed`."""
+    monkeypatch.setitem(nb, "seed", seed)
+    return nb["noise_like"](nb["content_image"])
 
 
-def test_same_seed_same_device_gives_identical_pixels(nb):
-    runs = [nb["stylise"](noise_like(nb, seed=0), nb["content_target"], nb["style_targets"], 6)[0]
-            for _ in range(2)]
+def test_same_seed_same_device_gives_identical_pixels(nb, monkeypatch):
+    starts = [noise(nb, monkeypatch, seed) for seed in (0, 0, 1)]
+    assert torch.equal(starts[0], starts[1]) and not torch.equal(starts[0], starts[2])
+    runs = [nb["stylise"](start, nb["content_target"], nb["style_targets"], 6)[0]
+            for start in starts]
     assert torch.equal(runs[0], runs[1])
-    other_seed = nb["stylise"](noise_like(nb, seed=1), nb["content_target"],
-                               nb["style_targets"], 6)[0]
-    assert not torch.equal(runs[0], other_seed)
+    assert not torch.equal(runs[0], runs[2])
 
 
-def test_loss_falls_by_a_factor_from_noise(nb):
-    _, history, _ = nb["stylise"](noise_like(nb, seed=0), nb["content_target"],
+def test_loss_falls_by_a_factor_from_noise(nb, monkeypatch):
+    _, history, _ = nb["stylise"](noise(nb, monkeypatch, seed=0), nb["content_target"],
                                   nb["style_targets"], 20)
     assert min(history["total"]) < history["total"][0] / 20
 
@@ -35,12 +36,13 @@ def test_loss_falls_by_a_factor_from_noise(nb):
 def test_tubingen_does_not_overshoot_or_get_stuck(nb):
     """Without a line search, L-BFGS overshot on this photo at 256 px (a loss 1500 times the
     start in float32, 1e27 in bfloat16, after which it never moved again). With the line
-    search the loss never rises above its start and falls by 10x within 25 steps."""
+    search no evaluation, line-search trials included, rises above the start, and the loss
+    falls by 10x within 25 steps."""
     content = nb["helpers"].load_image("assets/tubingen.jpg", max_size=256)
     style = nb["helpers"].load_image("assets/starry_night.jpg", max_size=256)
     target, style_targets = nb["targets_for"](content, style)
     _, history, _ = nb["stylise"](content, target, style_targets, 25)
-    assert max(history["total"]) <= 1.5 * history["total"][0]
+    assert max(history["total"]) == history["total"][0]
     assert min(history["total"]) < history["total"][0] / 10
 
 

@@ -152,13 +152,42 @@ def test_saving_over_an_input_image_is_refused_and_the_input_survives(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my_photo.png"]   # no temp litter
 
 
-def test_a_failed_write_leaves_the_old_file_intact(tmp_path):
+def test_a_failed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
+    """The disk fills up half-way through writing the new PNG: the error reaches the caller,
+    the old file is untouched and the half-written temporary file is gone."""
     target = tmp_path / "result.png"
     H.save_image(torch.ones(1, 3, 40, 40), target)
     before = target.read_bytes()
-    with pytest.raises(ValueError):
-        H.save_image(torch.ones(2, 3, 40, 40), target)     # a batch: rejected before writing
+    written_to = []
+
+    def save_half_then_fail(image, file, *args, **kwargs):
+        Path(file).write_bytes(before[: len(before) // 2])
+        written_to.append(Path(file))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", save_half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        H.save_image(torch.zeros(1, 3, 40, 40), target)
+    assert written_to and written_to[0] != target and written_to[0].parent == tmp_path
     assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.png"]
+
+
+def test_a_failing_gifsicle_is_an_error_and_keeps_the_old_gif(tmp_path, monkeypatch):
+    """gifsicle's exit status is checked (pygifsicle ignores it): a gifsicle that damages
+    the file and fails raises, and the GIF that was there before stays as it was."""
+    target = tmp_path / "anim.gif"
+    frames = [torch.full((1, 3, 40, 40), value) for value in (0.2, 0.8)]
+    H.save_gif(frames, target)
+    before = target.read_bytes()
+    broken = tmp_path / "gifsicle"
+    broken.write_text("#!/bin/sh\nfor last; do :; done\necho damaged > \"$last\"\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(H, "find_gifsicle", lambda: str(broken))
+    with pytest.raises(subprocess.CalledProcessError):
+        H.save_gif(frames[::-1], target)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anim.gif", "gifsicle"]
 
 
 # ---------------------------------------------------------------- property-based

@@ -1,0 +1,118 @@
+"""Why the notebook uses neither pygifsicle nor torchvision, measured.
+
+Both are left out of requirements.txt, so install them aside first (no dependencies: the
+point is to try them next to this project's CPU build of torch):
+
+    .venv/bin/pip install --target /tmp/nst-peers --no-deps pygifsicle==1.1.0 torchvision==0.28.0
+    .venv/bin/python bench/dependencies.py /tmp/nst-peers
+
+It writes bench/dependencies.json; the README quotes it (tests/test_benchmark.py checks).
+"""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import imageio.v3 as imageio  # noqa: E402
+import numpy as np  # noqa: E402
+
+import nst_helpers as helpers  # noqa: E402
+
+RESULTS = ROOT / "bench" / "dependencies.json"
+
+
+def gif_frames() -> list:
+    """41 full-colour frames, the stylised dog fading into the one made from noise."""
+    start = helpers.load_image(ROOT / "assets" / "generated" / "dog_starry_night.png")
+    end = helpers.load_image(ROOT / "assets" / "generated" / "dog_from_noise.png")
+    return [np.asarray(helpers.tensor_to_pil(start + (end - start) * i / 40)) for i in range(41)]
+
+
+def measure_pygifsicle(folder: Path) -> dict:
+    import pygifsicle
+
+    results = {"version": distribution(folder, "pygifsicle")[0]}
+    with tempfile.TemporaryDirectory() as scratch:
+        plain = Path(scratch) / "plain.gif"
+        imageio.imwrite(plain, gif_frames(), extension=".gif", duration=[80] * 40 + [1500],
+                        loop=0)
+        options = ["--optimize=3", "--lossy=80", "--no-warnings"]
+        ways = {"direct_call": lambda path: helpers._compress_gif(path, colors=64, lossy=80),
+                "pygifsicle_colors_in_options":
+                    lambda path: pygifsicle.optimize(str(path), options=["--colors", "64",
+                                                                         *options]),
+                "pygifsicle_colors_argument":
+                    lambda path: pygifsicle.optimize(str(path), colors=64, options=options)}
+        for name, compress in ways.items():
+            copy = Path(scratch) / f"{name}.gif"
+            shutil.copy(plain, copy)
+            compress(copy)
+            results[f"{name}_mb"] = round(copy.stat().st_size / 1e6, 2)
+        broken = Path(scratch) / "broken.gif"
+        broken.write_text("not a GIF")
+        results["gifsicle_exit_status_on_a_broken_gif"] = subprocess.run(
+            [helpers.find_gifsicle(), str(broken), "--output", str(broken)],
+            capture_output=True).returncode
+        try:
+            pygifsicle.optimize(str(broken))
+            results["pygifsicle_raises_on_a_broken_gif"] = False
+        except Exception:  # noqa: BLE001 - any exception counts as reporting the failure
+            results["pygifsicle_raises_on_a_broken_gif"] = True
+    return results
+
+
+def distribution(folder: Path, name: str) -> tuple[str, str]:
+    """(version, METADATA text) of a package installed in `folder`."""
+    info = next(folder.glob(f"{name}-*.dist-info"))
+    return info.name.removesuffix(".dist-info").split("-")[1], (info / "METADATA").read_text()
+
+
+def measure_torchvision(folder: Path) -> dict:
+    version, metadata = distribution(folder, "torchvision")
+    torch_pin = re.search(r"^Requires-Dist: torch ?\(?==([\d.]+)", metadata, re.MULTILINE).group(1)
+    attempt = subprocess.run([sys.executable, "-c", "import torchvision"],
+                             env={"PYTHONPATH": str(folder), "PATH": "/usr/bin:/bin"},
+                             capture_output=True, text=True)
+    error = attempt.stderr.strip().splitlines()[-1] if attempt.returncode else None
+    source = (folder / "torchvision" / "models" / "vgg.py").read_text()
+    vgg19 = source[source.index("class VGG19_Weights"):]
+    return {"version": version, "requires_torch": torch_pin, "import_error": error,
+            "vgg19_weights_url": re.search(r'url="([^"]+)"', vgg19).group(1),
+            "vgg19_weights_mb": float(re.search(r'"_file_size": ([\d.]+)', vgg19).group(1))}
+
+
+def facts(results: dict) -> list[str]:
+    """The sentences of the README that quote these measurements."""
+    gif, vision = results["pygifsicle"], results["torchvision"]
+    return [
+        f"{gif['direct_call_mb']} MB with the direct call, {gif['pygifsicle_colors_in_options_mb']}"
+        f" MB through pygifsicle {gif['version']} with `--colors 64` among its options and "
+        f"{gif['pygifsicle_colors_argument_mb']} MB with `colors=64`",
+        f"gifsicle exits with status {gif['gifsicle_exit_status_on_a_broken_gif']} on a "
+        f"damaged GIF, and pygifsicle " + ("raises" if gif["pygifsicle_raises_on_a_broken_gif"]
+                                           else "returns as if it had worked"),
+        f"`import torchvision` ({vision['version']}, the release that requires torch "
+        f"{vision['requires_torch']}) "
+        f"fails next to the CPU build: `{vision['import_error']}`",
+        f"its VGG19 weights are a {vision['vgg19_weights_mb']:.0f} MB download "
+        f"(`{vision['vgg19_weights_url']}`)",
+    ]
+
+
+def main() -> None:
+    folder = Path(sys.argv[1]).resolve()
+    sys.path.insert(0, str(folder))
+    results = {"pygifsicle": measure_pygifsicle(folder), "torchvision": measure_torchvision(folder)}
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print("\n".join(facts(results)))
+
+
+if __name__ == "__main__":
+    main()
