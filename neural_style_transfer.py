@@ -156,10 +156,11 @@ output_dir = "assets/generated"   # where figures and GIFs are written
 
 # %% [markdown]
 # Now fill in the `None`s. A GPU gets a bigger image and more steps; the CPU defaults are
-# chosen so the whole notebook finishes in about seven minutes on a 2-core CPU (sections 1
-# to 11 in four and a half). The test suite sets the
-# environment variable `NST_QUICK=1` to shrink everything further (tiny images, a handful of
-# steps) and `NST_OUTPUT_DIR` to write into a scratch folder.
+# chosen so that every run takes well under a minute on a 2-core CPU (each run prints its
+# own estimate after its second step; the README's "how long" table has the whole
+# notebook's measured time). The test suite sets the environment variable `NST_QUICK=1` to
+# shrink everything further (tiny images, a handful of steps) and `NST_OUTPUT_DIR` to write
+# into a scratch folder.
 
 # %%
 if device_name is None:
@@ -883,11 +884,12 @@ assert 0.0 <= dog_result.min() and dog_result.max() <= 1.0
 # %% [markdown]
 # ### The loss curves
 #
-# Starting from the photo, the content loss begins at zero and rises as the picture moves
-# towards the painting's statistics, while the style loss falls by orders of magnitude,
-# until the two pulls balance: by the end the weighted content and style losses are of the
-# same order (the cell prints both). The TV term stays the smallest. The weighted terms are
-# plotted, so you can see which one dominates the total at every step.
+# Starting from the photo, the content loss stays at zero for the first few steps (L-BFGS's
+# first steps are tiny while it finds the scale of the problem), then jumps as the picture
+# moves towards the painting's statistics, peaks, and eases back, while the style loss
+# falls by about two orders of magnitude. By the end the weighted content and style losses
+# are of the same order (the cell prints both), and the TV term is the smallest. The
+# weighted terms are plotted, so you can see which one dominates the total at every step.
 
 # %%
 def plot_losses(history, title, path):
@@ -994,8 +996,8 @@ assert noise_result.shape == content_image.shape
 #   a light wash.
 # * **From a uniform grey** at the ImageNet mean colour (jcjohnson/neural-style's start, a
 #   little noise added): nothing to unlearn, so the colours come from the painting. But
-#   everything has to be built, and with a few hundred steps the parts not yet finished
-#   stay grey: a haze.
+#   everything has to be built from nothing, and in a few hundred steps the layout comes
+#   back only vaguely.
 # * **From the photo, recoloured with the painting's palette**: the photo's pixels, mapped
 #   linearly so that their mean colour and colour covariance are the painting's (the
 #   colour-matching step of Gatys et al. 2017, run the other way round: section 17 uses it
@@ -1083,9 +1085,12 @@ helpers.show_images(
 
 # %% [markdown]
 # From the photo, the sky stays blue: the picture keeps the photo's palette (the largest
-# palette distance). From grey, the painting's colours arrive, but the town is vaguer (the
-# largest content loss) and unfinished areas stay grey. The recoloured photo gets the
-# painting's palette and keeps the town. The check below holds the claim to the numbers.
+# palette distance). From grey, the painting's colours arrive, but the town almost
+# disappears (the largest content loss): 100 steps are not enough to build it back from
+# nothing. The recoloured photo gets the painting's palette and keeps the town. (All three
+# still show some colour speckle: single-scale runs this short at this size leave it;
+# section 12 measures it and `paint` removes it.) The check below holds the claim to the
+# numbers.
 
 # %%
 for name in starts:
@@ -1100,14 +1105,15 @@ if not quick:   # at the test suite's tiny sizes and step counts the effect is n
 #
 # VGG's filters see a fixed number of *pixels*: a `relu5_1` feature sees a square patch of
 # the input (its *receptive field*, computed below: each 3x3 convolution widens it by two
-# steps of the current grid, each pool doubles the grid). On a 256 px picture that is most of the scene, and
+# steps of the current grid, each 2x2 pool widens it by one step and then doubles the grid). On a 256 px picture that is most of the scene, and
 # the style loss can arrange large motifs (the Scream's sky bands, van Gogh's big swirls);
-# on a 512 px picture the same features see a quarter of the width, and the style is
+# on a 512 px picture the same features see less than a third of the width, and the style is
 # matched as small-scale texture. Gatys et al. (2017) fix that with **coarse to fine**:
 # solve the problem small, where each step is cheap and each feature sees most of the
 # picture; upsample the result; and go on at twice the size, starting from it. The coarse
 # levels arrange the composition, the fine ones add the brush detail. The coarse levels
-# are cheap: a step at half the size costs about a quarter as much.
+# are cheap: a step at half the size has a quarter of the pixels and, on a 2-core CPU,
+# costs about a third as much (each run prints its time per step).
 #
 # `paint` puts the choices of this notebook together: the per-layer style weights
 # (section 5), the recoloured photo as the start (section 10), and coarse to fine. It is
@@ -1157,7 +1163,7 @@ painted_started = time.perf_counter()
 painted_dog, painted_history = paint(content_path, style_path, image_size, paint_steps,
                                      description="dog, coarse to fine")
 painted_seconds = time.perf_counter() - painted_started
-helpers.save_image(painted_dog, output_dir / f"{content_name}_{style_name}.png")
+painted_path = helpers.save_image(painted_dog, output_dir / f"{content_name}_{style_name}.png")
 # %%
 # single scale, from the same start, for as many steps as fit in the same time
 seconds_per_step = painted_history["seconds"][-1] / len(painted_history["total"])
@@ -1191,15 +1197,17 @@ else:
 # Faces, limbs and a ball in flight are harder than a dog in snow: the content layer has to
 # hold on to small, important shapes. Here are the footballers twice: with the settings of
 # this notebook's first version (from the photo, the five style layers weighted equally,
-# style weight $10^{-3}$) and with `paint`. Look closely at the red shirts and the grass.
+# style/content ratio $10^{-3}$ with that weighting) and with `paint`. Look closely at the red shirts and the grass.
 #
 # The first version leaves **colour speckle**: magenta and green dots, one or two pixels
 # wide. Nothing in VGG's deep layers minds them, and starting from the photo the optimiser
 # reaches for them as the cheapest way to change the fine-texture statistics. It is
 # measurable: split the picture into brightness (Y) and colour (I, Q, as in section 17),
 # take away each colour channel's local 3x3 average, and what is left is colour that
-# changes from one pixel to the next. Photos and paintings have little of it (colour
-# changes at object and stroke edges), speckle is made of it.
+# changes from one pixel to the next. A photo has little of it (colour changes only at
+# object edges). The painting has a lot at this size (its strokes are a pixel or two wide
+# at 256 px), so a result is measured against the photo it started from, not against the
+# painting.
 
 # %%
 rgb_to_yiq_matrix = torch.tensor([[0.299, 0.587, 0.114],
@@ -1227,6 +1235,8 @@ first_version, _, _ = stylise(soccer_image, soccer_target, style_targets, num_st
                               style_weight=1e-3 * content_weight,
                               layer_weights=equal_layer_weights,
                               description="footballers, first version")
+
+# %%
 soccer_painted, _ = paint(second_content_path, style_path, image_size, paint_steps,
                           description="footballers, paint")
 helpers.save_image(soccer_painted, output_dir / f"{soccer_name}_{style_name}.png")
@@ -1249,15 +1259,15 @@ helpers.show_images(soccer_images + [close_up(image) for image in soccer_images]
                     path=output_dir / "speckle.jpg", columns=3, height=3)
 
 # %% [markdown]
-# The check: the photo sets the bound. A clean picture has at most twice the photo's
-# pixel-to-pixel colour change (painted strokes add some); the first version's settings
-# break it.
+# The check: the photo sets the bound. A clean result stays below 1.5 times the photo's
+# pixel-to-pixel colour change; the first version's settings break it, `paint` stays well
+# below it.
 
 # %%
 for name, value in speckle.items():
     print(f"colour speckle, {name:<14} {value:.2f}")
 if not quick:   # at the test suite's tiny sizes and step counts the effect is not there yet
-    assert speckle["first version"] > 2 * speckle["photo"] > speckle["paint"]
+    assert speckle["first version"] > 1.5 * speckle["photo"] > speckle["paint"]
 
 # %% [markdown]
 # ## 13. Content and style of different sizes and shapes
@@ -1269,11 +1279,11 @@ if not quick:   # at the test suite's tiny sizes and step counts the effect is n
 # depends only on the channels. The 1/(HW) in `gram_matrix` removes the image's area.
 #
 # Here is the Scream at 256 px and at 512 px (four times the pixels). Without the division,
-# every Gram entry grows about 4x, a relative difference of about 0.75 at every layer. With
-# it, the fine-texture layers agree closely. The deeper layers still differ, and for a good
-# reason: at 512 px the painting's swirls cover twice as many pixels, so to VGG's fixed-size
-# filters they are different *motifs*. That is the brush-stroke scale of section 19, not a
-# size mismatch.
+# the two sizes' Gram matrices differ by 0.6-0.75 at every layer (pure 4x growth would give
+# exactly 0.75). With it, `relu1_1` agrees closely; from `relu2_1` on, the two sizes differ
+# as much as before or more, and for a good reason: at 512 px each swirl is twice as wide,
+# so to VGG's fixed-size filters it is a different *motif*. That is the brush-stroke scale
+# of section 19, not a size mismatch.
 
 # %%
 scream_small = helpers.load_image("assets/the_scream.jpg", max_size=256).to(device)
@@ -1305,8 +1315,8 @@ assert relative_difference(gram_matrix(first_small) * first_small[0, 0].numel(),
 # next to it the 512 px picture from `make gallery`.
 
 # %%
-section_size = 96 if quick else 160     # the comparisons below use smaller images: cheap on a CPU
-section_steps = 15 if quick else 60     # (on a GPU, double both)
+section_size = 96 if quick else 160     # sections 14 and 17 use smaller images or fewer
+section_steps = 15 if quick else 60     # steps: cheap on a CPU (on a GPU, double both)
 
 tubingen = helpers.load_image("assets/tubingen.jpg", max_size=image_size).to(device)
 scream = helpers.load_image("assets/the_scream.jpg", max_size=image_size).to(device)
@@ -1368,8 +1378,9 @@ helpers.show_images([over_checkerboard(logo, logo_alpha), over_checkerboard(logo
 # %% [markdown]
 # Three checks. The saved PNG has exactly the input's alpha. The logo fills its frame (we
 # cropped the transparent margin away, so the figure shows the logo, not empty space). And
-# it is still legible: inside the logo, the stylised brightness follows the input's
-# (correlation near 1 means the dark letters stayed darker than their surroundings).
+# it is still legible: inside the logo, the stylised brightness follows the input's (a
+# correlation of 1 would mean the dark letters kept exactly their contrast; we ask for
+# more than 0.7).
 
 # %%
 _, saved_alpha = helpers.load_image_with_alpha(logo_path)
@@ -1417,6 +1428,7 @@ for depth in range(1, len(style_layers) + 1):
                           description=f"style up to {style_layers[depth - 1]}")
     style_reconstructions.append(image)
 
+# %%
 content_reconstructions = []
 reconstruction_layers = ["conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_1"]
 for layer in reconstruction_layers:
@@ -1455,11 +1467,13 @@ assert pixel_errors[0] < pixel_errors[-1]
 # %% [markdown]
 # ## 16. The content/style trade-off
 #
-# Only the ratio of the two weights matters. Here is the dog at ratios 10,000 times apart,
+# Only the ratio of the two weights matters. Here is the dog at ratios 100,000 times apart,
 # each run starting from the same grey (so that the start favours neither end) and given the
 # same steps; the notebook's default is framed. At the low end the style term is too weak
 # to matter and the content loss rebuilds the photo; at the high end the content term is too
-# weak and what comes out is the painting's texture with barely a trace of the dog.
+# weak and what comes out is the painting's texture with barely a trace of the dog. (From
+# grey, at this small size and step count, even the default loses much of the dog, as in
+# section 10; from the recoloured photo, `paint` keeps it.)
 
 # %%
 default_ratio = style_weight / content_weight

@@ -503,13 +503,13 @@ def how_long(results: dict) -> str:
         "| | image size | steps (from photo / from noise) | whole notebook |",
         "|---|---|---|---|",
         f"| {machine['cores']}-core CPU (this project's machines), "
-        f"{results['precision']['default']} | 256 px (+ 512 px for coarse to fine; grids at "
-        f"128-160 px) | 150 / 250, four runs, plus 80 + 30 at 512 px | **{whole:.0f} s** "
+        f"{results['precision']['default']} | 256 px (`paint`: 128 then 256 px; grids at "
+        f"128-160 px) | 120 / 150, plus `paint` (200 + 80 steps) four times | **{whole:.0f} s** "
         f"({minutes_and_seconds(whole)}), executed as `make notebook` does |",
-        f"| quick mode, as `make test` runs it | 64 px | 12 / 40 | {quick:.0f} s (the unit "
+        f"| quick mode, as `make test` runs it | 96 px | 20 / 30 | {quick:.0f} s (the unit "
         "tests come on top) |",
-        "| CUDA GPU | 512 px (+ 1024 px) | 300 / 500 | not measured: no GPU was available to "
-        "this project yet |",
+        "| CUDA GPU | 512 px (`paint`: 128, 256, 512 px) | 300 / 500 | not measured: no GPU was "
+        "available to this project yet |",
     ]
     cost = (f"One step (a forward and backward pass of VGG19 up to `relu5_1`, plus the losses) "
             f"costs about {steps['256']['step_s']:.2f} s at 256 px and "

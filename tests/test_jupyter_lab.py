@@ -180,7 +180,8 @@ def test_make_lab_serves_the_notebook_and_runs_its_cells(jupyter_environment, tm
                                       "print(os.getpid(), sys.executable, os.getcwd())"))
         pid, executable, cwd = printed.split()
         kernel_pid = int(pid)
-        assert (Path(executable), Path(cwd)) == (Path(sys.executable), ROOT)
+        assert Path(executable).resolve() == Path(sys.executable).resolve()   # .venv's Python
+        assert Path(cwd) == ROOT
         assert alive(kernel_pid)
 
         # Stopping the server stops the kernel too.
