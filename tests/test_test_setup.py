@@ -45,7 +45,7 @@ def run_probe(folder: Path, **environment) -> dict:
                              "-p", "no:cacheprovider", "--rootdir", str(folder), "-c", os.devnull,
                              "test_probe.py"],
                             cwd=folder, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                            text=True, timeout=120)
+                            text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads((folder / "record.json").read_text())
 
