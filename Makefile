@@ -23,6 +23,7 @@ notebook: venv
 	TQDM_DISABLE=1 $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3 \
 	    neural_style_transfer.ipynb
+	$(PY) -m jupytext --sync neural_style_transfer.ipynb   # the .py twin gets the run's metadata
 	@echo "Figures and GIFs: assets/generated/"
 
 test: venv

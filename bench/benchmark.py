@@ -504,7 +504,7 @@ def how_long(results: dict) -> str:
         "|---|---|---|---|",
         f"| {machine['cores']}-core CPU (this project's machines), "
         f"{results['precision']['default']} | 256 px (`paint`: 128 then 256 px; grids at "
-        f"128-160 px) | 120 / 150, plus `paint` (200 + 80 steps) four times | **{whole:.0f} s** "
+        f"128-160 px) | 120 / 150, plus `paint` (200 + 80 steps) three times | **{whole:.0f} s** "
         f"({minutes_and_seconds(whole)}), executed as `make notebook` does |",
         f"| quick mode, as `make test` runs it | 96 px | 20 / 30 | {quick:.0f} s (the unit "
         "tests come on top) |",
