@@ -63,6 +63,8 @@ MIN_SIDE = 32
 # Every file load_image has read in this session. Saving refuses to replace any of them,
 # so pointing the output at an input (or output_dir at the assets folder) loses nothing.
 _INPUT_FILES: set[Path] = set()
+# Files this process wrote: reading one back (to check it) does not make it an input.
+_OUTPUT_FILES: set[Path] = set()
 
 
 class ImageLoadError(ValueError):
@@ -207,7 +209,8 @@ def load_image(path: str | os.PathLike, max_size: int | None = None,
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
 
-    _INPUT_FILES.add(path.resolve())
+    if path.resolve() not in _OUTPUT_FILES:
+        _INPUT_FILES.add(path.resolve())
     if min(image.size) < MIN_SIDE:
         raise ImageLoadError(
             f"{path}: is {image.width}x{image.height} pixels after resizing; VGG19 needs at "
@@ -279,6 +282,7 @@ def _atomic_write(path: Path, write) -> None:
     try:
         write(temporary)
         os.replace(temporary, path)
+        _OUTPUT_FILES.add(path.resolve())
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

@@ -1,5 +1,6 @@
 """The README's 512 px gallery, painted by the notebook's own `paint` (coarse to fine from
-the recoloured photo, section 9c), on the CPU unless a GPU is there.
+the recoloured photo, section 25), with the notebook's weights, on the CPU unless a GPU is
+there.
 
     .venv/bin/python bench/gallery.py                   # five pictures, about 10 minutes on 2 cores
     .venv/bin/python bench/gallery.py --only the_scream # the pictures whose name contains it
@@ -37,9 +38,11 @@ GALLERY = ROOT / "assets" / "generated" / "gallery"
 SHARED = ROOT.parent / "shared"
 REFERENCES = {"starry_night": "jcjohnson_tubingen_starry_night.png",
               "the_scream": "jcjohnson_tubingen_the_scream.png"}
-# The cells that only define what `paint` and the measures need (no runs): executed after
-# the notebook's cells up to `stylise`.
-DEFINITIONS = ("def match_colours(", "def paint(", "def colour_speckle(")
+# The cells that only define what `paint` and the measures need (no long runs; the `to_yiq`
+# cell also loads section 20's two small images): executed after the notebook's cells up
+# to the one that defines `stylise_fast` (Part I's runs and Part II's measurements, which
+# decide bfloat16 and VGG's memory layout, come on the way).
+DEFINITIONS = ("def match_colours(", "def to_yiq(", "def paint(", "def colour_speckle(")
 
 
 def palette_distances(style: Path, content: Path, images: list[Path]) -> list[float] | None:
@@ -55,20 +58,29 @@ def palette_distances(style: Path, content: Path, images: list[Path]) -> list[fl
 
 
 def content_loss_at(nb: dict, image: torch.Tensor, content_path: Path) -> float:
-    """The notebook's relu4_2 content loss of `image` against the photo at the same size,
-    in float32."""
+    """The notebook's content loss (at its content layer, relu4_2) of `image` against the
+    photo at the same size, in float32."""
     photo = helpers.load_image(content_path, max_size=SIZE).to(nb["device"])
     image = image.to(nb["device"])
+    layer = nb["content_layer"]
     with torch.no_grad():
-        return nb["content_loss"](nb["content_target_for"](image),
-                                  nb["content_target_for"](photo)).item()
+        return nb["content_loss"](nb["content_targets_for"](image, layer)[layer],
+                                  nb["content_targets_for"](photo, layer)[layer]).item()
+
+
+def arithmetic(nb: dict) -> str:
+    """What the notebook's measurements chose (sections 13 and 14)."""
+    conv = nb["vgg"].conv1_2.weight
+    layout = ("channels_last" if conv.is_contiguous(memory_format=torch.channels_last)
+              else "default layout")
+    return f"{'bfloat16' if nb['use_bfloat16'] else 'float32'}, {layout}"
 
 
 def paint_one(nb: dict, content: str, style: str) -> tuple[float, dict]:
     content_path = ROOT / "assets" / f"{content}.jpg"
     style_path = ROOT / "assets" / f"{style}.jpg"
     began = time.perf_counter()
-    picture, _ = nb["paint"](content_path, style_path, SIZE, STEPS,
+    picture, _ = nb["paint"](content_path, style_path, SIZE, STEPS, nb["weights"],
                              description=f"{content} x {style}")
     seconds = time.perf_counter() - began
     path = GALLERY / f"{content}_{style}.png"
@@ -156,8 +168,7 @@ def main() -> None:
         results = json.loads(results_path.read_text())
         seconds = results.setdefault("gallery_512_seconds", {})
         quality = results.setdefault("gallery_512_quality", {})
-        print(f"paint steps per level: {STEPS}, device {nb['device']} "
-              f"({nb['precision']})")
+        print(f"paint steps per level: {STEPS}, device {nb['device']} ({arithmetic(nb)})")
         for content, style in PAIRS:
             name = f"{content}_{style}"
             if arguments.only in name:
@@ -170,10 +181,10 @@ def main() -> None:
                 if figures:
                     references[f"tubingen_{style}"] = figures
         results["gallery_512_settings"] = {"paint_steps": list(STEPS),
-                                           "style_weight": nb["style_weight"],
-                                           "tv_weight": nb["tv_weight"],
+                                           "style_weight": nb["weights"]["style"],
+                                           "tv_weight": nb["weights"]["tv"],
                                            "machine": f"{os.cpu_count()} cores, {nb['device']}, "
-                                                      f"{nb['precision']}"}
+                                                      f"{arithmetic(nb)}"}
         results_path.write_text(json.dumps(results, indent=2) + "\n")
         if all(f"{content}_{style}" in quality for content, style in PAIRS):
             print("\nFor the README:\n" + gallery_table(results))

@@ -34,11 +34,13 @@ def _scratch_output_dir() -> None:
         os.environ["NST_OUTPUT_DIR"] = folder
 
 
-def notebook_namespace(until: str = "def stylise(", notebook: Path = NOTEBOOK,
+def notebook_namespace(until: str = "def stylise_fast(", notebook: Path = NOTEBOOK,
                        also: tuple[str, ...] = (), **parameters) -> dict:
-    """Execute code cells in order up to (and including) the first one containing `until`,
-    then the later cells that contain one of the strings in `also` (cells that only define
-    functions, so that no long run is repeated).
+    """Execute code cells in order up to (and including) the first one containing `until`
+    (by default the one that defines `stylise_fast`, the loop Part III runs: Part I's runs
+    and Part II's measurements, which decide `use_bfloat16` and VGG's memory layout, come
+    on the way), then the later cells that contain one of the strings in `also` (cells
+    that only define functions, so that no long run is repeated).
 
     Keyword arguments override the values of the parameters cell (the code cell tagged
     `parameters`), like papermill does. Runs in quick mode unless NST_QUICK is set otherwise.

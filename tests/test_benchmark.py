@@ -6,8 +6,10 @@ import json
 import os
 import re
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import nbformat
 import pytest
 import torch
 from notebook_code import notebook_namespace
@@ -55,11 +57,12 @@ def test_running_best_never_rises():
 
 def test_device_run_measures_both_precisions_and_renders(nb, tmp_path):
     """The GPU part runs on whatever device the namespace has; here the CPU, tiny."""
+    chosen = benchmark.precision_of(nb)
     gpu = benchmark.measure_device_run(nb, size=64, steps=3, figure_dir=tmp_path)
     assert gpu["float32"]["evaluations"] >= 3 and gpu["bfloat16"]["evaluations"] >= 3
     assert 0.5 < gpu["bfloat16_vs_float32_loss_ratio"] < 2
     assert (tmp_path / "cpu_float32_vs_bfloat16.jpg").exists()
-    assert nb["use_bfloat16"] == (nb["precision"] == "bfloat16")    # put back as it was
+    assert benchmark.precision_of(nb) == chosen                      # put back as it was
     results = json.loads((ROOT / "bench" / "results.json").read_text())
     table = benchmark.summary_table({**results, "gpu": gpu})
     assert f"| GPU (cpu), 64 px x 3 steps, float32 / bfloat16 seconds | " \
@@ -174,3 +177,109 @@ def test_readme_quotes_the_measured_reasons_for_leaving_out_torchvision_and_pygi
         measured["pygifsicle"]["direct_call_mb"]
     for fact in dependencies.facts(measured):
         assert fact in README
+
+
+# ------------------------------------------------- classroom timings, from the cells' timestamps
+
+def timed_cell(source: str, start: float, end: float, tags=()):
+    """A code cell that ran from `start` to `end` seconds past 10:00, stamped as nbclient
+    stamps them (busy, then the input, ..., the reply, then idle)."""
+    def stamp(seconds):
+        return (datetime(2026, 1, 5, 10, tzinfo=UTC) + timedelta(seconds=seconds)
+                ).isoformat().replace("+00:00", "Z")
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": list(tags)} if tags else {})
+    cell.metadata["execution"] = {"iopub.status.busy": stamp(start),
+                                  "iopub.execute_input": stamp(start + 0.001),
+                                  "shell.execute_reply": stamp(end - 0.002),
+                                  "iopub.status.idle": stamp(end)}
+    return cell
+
+
+def lesson(tmp_path, tag="first-picture", part_two="## Part II: variations") -> Path:
+    """A small executed notebook: 3 s of set-up, the first picture at 31.5 s, a 70 s cell,
+    Part II from 103 s; the whole run 124 s. Markdown that mentions Part II outside a
+    heading, or a heading naming Part III, does not end Part I."""
+    cells = [nbformat.v4.new_markdown_cell("# Part I: one picture"),
+             timed_cell("import time", 0, 3),
+             nbformat.v4.new_markdown_cell("In Part II we vary it.\n\n# Part III (later)"),
+             timed_cell("# NBVAL_CHECK_OUTPUT\npicture = paint()", 3.5, 31.5, tags=[tag]),
+             nbformat.v4.new_markdown_cell("### Part III, not II"),
+             timed_cell("slow()", 32, 102),
+             nbformat.v4.new_code_cell(""),          # empty: not run, no timestamps
+             nbformat.v4.new_markdown_cell(part_two),
+             timed_cell("more()", 103, 123),
+             timed_cell("also_tagged()", 123.5, 124, tags=[tag])]       # not the first one
+    path = tmp_path / "lesson.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    return path
+
+
+def test_classroom_timings_reads_the_cells_timestamps(tmp_path):
+    assert benchmark.classroom_timings(lesson(tmp_path)) == {
+        "notebook_default_seconds": 124.0,
+        "max_cell_seconds": 70.0,
+        "slowest_cell": {"index": 5, "code_cell": 2, "first_line": "slow()"},
+        "first_picture_seconds": 31.5,
+        "part1_seconds": 102.0,
+    }
+
+
+@pytest.mark.parametrize("change, missing", [
+    ({"tag": "parameters"}, "no code cell tagged `first-picture`"),
+    ({"part_two": "Part II, without a heading"}, '"Part II"'),
+    ({"part_two": "## Part III"}, '"Part II"'),
+])
+def test_classroom_timings_names_a_missing_marker(tmp_path, change, missing):
+    with pytest.raises(ValueError, match=re.escape(missing)) as raised:
+        benchmark.classroom_timings(lesson(tmp_path, **change))
+    assert ("first-picture" in str(raised.value)) == ("tag" in change)
+
+
+def test_classroom_timings_names_both_markers_and_an_unexecuted_notebook(tmp_path):
+    with pytest.raises(ValueError, match="first-picture.*Part II"):
+        benchmark.classroom_timings(lesson(tmp_path, tag="other", part_two="## More"))
+    unexecuted = tmp_path / "unexecuted.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")]),
+                   unexecuted)
+    with pytest.raises(ValueError, match="no execution timestamps"):
+        benchmark.classroom_timings(unexecuted)
+
+
+def test_only_timings_merges_them_into_results_and_renders_them(tmp_path, monkeypatch):
+    """`--only timings` reads the notebook, runs none of its code, keeps every other result
+    and renders the timings, against their targets, into results.md's "how long" section;
+    every duration there may then be quoted by the README."""
+    (tmp_path / "results.json").write_text(json.dumps({**RESULTS, "kept": "yes"}))
+    monkeypatch.setattr(benchmark, "BENCH", tmp_path)
+    monkeypatch.setattr(benchmark, "NOTEBOOK", lesson(tmp_path))
+    monkeypatch.setattr(benchmark, "notebook_namespace", lambda **kwargs: pytest.fail("ran"))
+    monkeypatch.setattr(benchmark.sys, "argv", ["benchmark.py", "--only", "timings"])
+    benchmark.main()
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results == {**RESULTS, "kept": "yes", **benchmark.classroom_timings(
+        tmp_path / "lesson.ipynb")}
+    rendered = (tmp_path / "results.md").read_text()
+    assert benchmark.how_long(results) in rendered
+    for row in ["| first picture on screen (end of the cell tagged `first-picture`) | 32 s | "
+                f"<= {benchmark.FIRST_PICTURE_TARGET_SECONDS} s |",
+                '| Part I (up to the "Part II" heading) | 102 s | |',
+                "| slowest cell (cell 5: `slow()`) | 70 s | "
+                f"<= {benchmark.CELL_TARGET_SECONDS} s |",
+                "| whole notebook (first cell's start to last cell's end) | 124 s (2 min 4 s) | "
+                f"<= {benchmark.CLASSROOM_NOTEBOOK_TARGET_SECONDS} s |"]:
+        assert row in rendered
+    quotable = benchmark.quotable_seconds(results)
+    assert [text for text, seconds, decimals in durations(benchmark.how_long(results))
+            if not any(round(value, decimals) == seconds for value in quotable)] == []
+
+
+def test_only_timings_stops_with_the_missing_marker(tmp_path, monkeypatch, capsys):
+    (tmp_path / "results.json").write_text(json.dumps(RESULTS))
+    monkeypatch.setattr(benchmark, "BENCH", tmp_path)
+    monkeypatch.setattr(benchmark, "NOTEBOOK", lesson(tmp_path, tag="other"))
+    monkeypatch.setattr(benchmark.sys, "argv", ["benchmark.py", "--only", "timings"])
+    with pytest.raises(SystemExit):
+        benchmark.main()
+    assert "no code cell tagged `first-picture`" in capsys.readouterr().err
+    assert json.loads((tmp_path / "results.json").read_text()) == RESULTS
+    assert not (tmp_path / "results.md").exists()

@@ -175,6 +175,21 @@ def test_save_rejects_unknown_suffix_and_leaves_no_temp_files(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_file_we_saved_can_be_read_back_and_saved_again(tmp_path):
+    """Reading back a file this process wrote (to check it) does not make it an input: it
+    can be replaced. A file that was only read stays protected."""
+    ours = H.save_image(torch.zeros(1, 3, 40, 40), tmp_path / "result.png")
+    assert H.load_image(ours).max() == 0.0
+    H.save_image(torch.ones(1, 3, 40, 40), ours)
+    assert H.load_image(ours).min() == 1.0
+    photo = save(Image.new("RGB", (40, 40), (1, 2, 3)), tmp_path / "photo.png")  # not ours
+    before = photo.read_bytes()
+    H.load_image(photo)
+    with pytest.raises(FileExistsError, match="one of the input images"):
+        H.save_image(torch.ones(1, 3, 40, 40), photo)
+    assert photo.read_bytes() == before
+
+
 # ---------------------------------------------------------------- bad input
 
 def test_missing_file_error_names_the_file(tmp_path):

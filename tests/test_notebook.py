@@ -48,8 +48,8 @@ def test_parameters_cell_is_tagged_for_papermill(notebook):
               if "parameters" in cell.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1
     source = "".join(tagged[0]["source"])
-    for name in ("content_path", "style_path", "image_size", "num_steps", "style_weight",
-                 "seed", "device_name"):
+    for name in ("content_path", "style_path", "image_size", "paint_size", "num_steps",
+                 "style_weight", "seed", "device_name"):
         assert re.search(rf"^{name} = ", source, re.MULTILINE), name
 
 
@@ -132,7 +132,7 @@ def test_paired_python_script_matches_the_notebook():
 def test_generated_gifs_exist_and_are_under_2_mb():
     gifs = sorted(GENERATED.glob("*.gif"))
     names = {gif.name for gif in gifs}
-    assert {"dog_from_photo.gif", "dog_from_noise.gif"} <= names
+    assert {"dog_starry_night_from_photo.gif", "dog_starry_night_from_noise.gif"} <= names
     for gif in gifs:
         assert gif.stat().st_size < 2e6, gif.name
 

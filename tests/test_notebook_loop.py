@@ -1,4 +1,5 @@
-"""The notebook's optimisation loop, exercised directly (quick mode, CPU, tiny images)."""
+"""The notebook's optimisation loops, exercised directly (quick mode, CPU, tiny images):
+mostly Part II's `stylise_fast`, the loop every run of Part III goes through."""
 
 import math
 
@@ -9,6 +10,8 @@ from notebook_code import notebook_namespace
 
 @pytest.fixture(scope="module")
 def nb():
+    """The notebook up to the cell that defines `stylise_fast` (Part I's runs and Part II's
+    measurements included, so `use_bfloat16` and VGG's layout are the notebook's choices)."""
     return notebook_namespace(device_name="cpu")
 
 
@@ -18,79 +21,114 @@ def noise(nb, monkeypatch, seed):
     return nb["noise_like"](nb["content_image"])
 
 
-def test_same_seed_same_device_gives_identical_pixels(nb, monkeypatch):
+def problem(nb, content_path, style_path, size):
+    """The content and style targets of a photo and a painting, both at `size`."""
+    content = nb["helpers"].load_image(content_path, max_size=size)
+    style = nb["helpers"].load_image(style_path, max_size=size)
+    return (content, nb["content_targets_for"](content, nb["content_layer"]),
+            nb["style_targets_for"](style))
+
+
+def run(nb, steps, start=None, **options):
+    """stylise_fast on the notebook's photo, painting and weights."""
+    start = nb["content_image"] if start is None else start
+    return nb["stylise_fast"](start, nb["content_targets"], nb["style_targets"], steps,
+                              nb["weights"], **options)
+
+
+@pytest.mark.parametrize("loop", ["stylise", "stylise_fast"])
+def test_same_seed_same_device_gives_identical_pixels(nb, monkeypatch, loop):
     starts = [noise(nb, monkeypatch, seed) for seed in (0, 0, 1)]
     assert torch.equal(starts[0], starts[1]) and not torch.equal(starts[0], starts[2])
-    runs = [nb["stylise"](start, nb["content_target"], nb["style_targets"], 6)[0]
+    runs = [nb[loop](start, nb["content_targets"], nb["style_targets"], 6, nb["weights"])[0]
             for start in starts]
     assert torch.equal(runs[0], runs[1])
     assert not torch.equal(runs[0], runs[2])
 
 
 def test_loss_falls_by_a_factor_from_noise(nb, monkeypatch):
-    _, history, _ = nb["stylise"](noise(nb, monkeypatch, seed=0), nb["content_target"],
-                                  nb["style_targets"], 20)
+    _, history, _ = run(nb, 20, start=noise(nb, monkeypatch, seed=0))
     assert min(history["total"]) < history["total"][0] / 20
 
 
 def test_tubingen_does_not_overshoot_or_get_stuck(nb):
     """Without a line search, L-BFGS overshot on this photo at 256 px (a loss 1500 times the
-    start in float32, 1e27 in bfloat16, after which it never moved again). With the line
-    search no evaluation, line-search trials included, rises above the start, and the loss
-    falls by 10x within 25 steps."""
-    content = nb["helpers"].load_image("assets/tubingen.jpg", max_size=256)
-    style = nb["helpers"].load_image("assets/starry_night.jpg", max_size=256)
-    target, style_targets = nb["targets_for"](content, style)
-    _, history, _ = nb["stylise"](content, target, style_targets, 25)
+    start in float32, 1e27 in bfloat16, after which it never moved again; section 11 shows
+    it). With the line search no evaluation, line-search trials included, rises above the
+    start, and the loss falls by 10x within 25 steps."""
+    content, content_targets, style_targets = problem(nb, "assets/tubingen.jpg",
+                                                      "assets/starry_night.jpg", 256)
+    _, history, _ = nb["stylise_fast"](content, content_targets, style_targets, 25,
+                                       nb["weights"])
     assert max(history["total"]) == history["total"][0]
     assert min(history["total"]) < history["total"][0] / 10
 
 
-def tv_loss_that_explodes_at_call(nb, bad_call):
-    """The notebook's tv_loss, except that call number `bad_call` returns NaN."""
+def tv_loss_that_misbehaves(nb, bad_calls):
+    """The notebook's tv_loss, except that call number n returns its value times
+    bad_calls[n] (math.nan, or a huge factor)."""
     calls = {"count": 0}
     real_tv_loss = nb["tv_loss"]
 
     def tv_loss(image):
         calls["count"] += 1
-        value = real_tv_loss(image)
-        return value * math.nan if calls["count"] == bad_call else value
+        return real_tv_loss(image) * bad_calls.get(calls["count"], 1.0)
 
     return tv_loss
 
 
+# The 3rd evaluation reports a huge loss (so the best image is the 2nd one, not the last),
+# the 4th a NaN.
+HUGE_THEN_NAN = {3: 1e12, 4: math.nan}
+
+
+def float32_loss(nb, image):
+    return nb["total_loss"](image, nb["content_targets"], nb["style_targets"], nb["weights"],
+                            nb["gram_matrix"])["total"].item()
+
+
 def test_non_finite_loss_stops_and_keeps_the_best_image(nb, capsys, monkeypatch):
-    monkeypatch.setitem(nb, "tv_loss", tv_loss_that_explodes_at_call(nb, 4))
+    real_tv_loss = nb["tv_loss"]
+    monkeypatch.setitem(nb, "tv_loss", tv_loss_that_misbehaves(nb, HUGE_THEN_NAN))
     monkeypatch.setitem(nb, "use_bfloat16", False)
-    result, history, _ = nb["stylise"](nb["content_image"], nb["content_target"],
-                                       nb["style_targets"], 10)
+    result, history, _ = run(nb, 10)
     assert len(history["total"]) == 3                 # stopped at the bad (4th) evaluation
-    assert torch.isfinite(result).all()
+    best = min(history["total"])
+    assert best == history["total"][1] < history["total"][0]
+    # the picture returned is the 2nd evaluation's (the last one's loss was not the best)
+    monkeypatch.setitem(nb, "tv_loss", real_tv_loss)
+    assert float32_loss(nb, result) == pytest.approx(best, rel=0.01)
     assert 0 <= result.min() and result.max() <= 1
     message = capsys.readouterr().out
-    assert "the loss became nan" in message and "Lower style_weight or image_size" in message
+    assert "the loss became nan; stopping with the best image" in message
+    assert f"(loss {best:.4g}). Lower style_weight or image_size." in message
 
 
-def test_bfloat16_trouble_continues_in_float32_from_the_best_image(nb, capsys, monkeypatch):
-    monkeypatch.setitem(nb, "tv_loss", tv_loss_that_explodes_at_call(nb, 4))
+def test_bfloat16_trouble_goes_on_in_float32_from_the_best_image(nb, capsys, monkeypatch):
+    monkeypatch.setitem(nb, "tv_loss", tv_loss_that_misbehaves(nb, HUGE_THEN_NAN))
     monkeypatch.setitem(nb, "use_bfloat16", True)
-    result, history, _ = nb["stylise"](nb["content_image"], nb["content_target"],
-                                       nb["style_targets"], 10)
+    result, history, _ = run(nb, 10)
     assert len(history["total"]) >= 10                # the run went on to the end
     assert torch.isfinite(result).all()
-    assert "in bfloat16; continuing in float32 from the best image" in capsys.readouterr().out
+    # the 4th recorded evaluation is the float32 run's first: the best image (the 2nd's),
+    # not the last one tried (whose true loss was lower than the 2nd's) nor the start
+    assert history["total"][3] == pytest.approx(history["total"][1], rel=0.02)
+    assert "the loss became nan in bfloat16; going on in float32 from the best image" \
+        in capsys.readouterr().out
 
 
-def test_a_very_strong_style_weight_does_not_derail_the_run(nb):
+def test_a_very_strong_style_weight_does_not_derail_the_run(nb, monkeypatch):
     """style/content = 0.1 with the style layers weighted equally (the first version's
     loss) made bfloat16 L-BFGS produce a NaN image after 3 steps."""
-    content = nb["helpers"].load_image("assets/dog.jpg", max_size=128)
-    style = nb["helpers"].load_image("assets/starry_night.jpg", max_size=128)
-    target, style_targets = nb["targets_for"](content, style)
-    _, history, _ = nb["stylise"](content, target, style_targets, 30, style_weight=0.1,
-                                  layer_weights=nb["equal_layer_weights"])
+    monkeypatch.setitem(nb, "use_bfloat16", True)
+    content, content_targets, style_targets = problem(nb, "assets/dog.jpg",
+                                                      "assets/starry_night.jpg", 128)
+    weights = {**nb["weights"], "content": 1.0, "style": 0.1,
+               "layers": nb["equal_layer_weights"]}
+    result, history, _ = nb["stylise_fast"](content, content_targets, style_targets, 30, weights)
     assert len(history["total"]) >= 30
     assert min(history["total"]) < history["total"][0] / 10
+    assert torch.isfinite(result).all()
 
 
 def test_out_of_memory_gets_a_message_with_a_size_that_fits(nb, monkeypatch):
@@ -101,17 +139,18 @@ def test_out_of_memory_gets_a_message_with_a_size_that_fits(nb, monkeypatch):
     height, width = nb["content_image"].shape[-2:]
     with pytest.raises(RuntimeError, match=rf"out of memory at {width}x{height} pixels: "
                                            rf"set image_size to {int(max(height, width) * 0.7)}"):
-        nb["stylise"](nb["content_image"], nb["content_target"], nb["style_targets"], 3)
+        run(nb, 3)
 
 
 def test_result_is_an_image_of_the_content_size(nb):
-    result, history, frames = nb["stylise"](nb["content_image"], nb["content_target"],
-                                            nb["style_targets"], 4, frame_every=2)
+    result, history, frames = run(nb, 4, frame_every=2)
     assert result.shape == nb["content_image"].shape
     evaluations = len(history["total"])
     assert 4 <= evaluations <= 6                      # a line search may finish its last try
+    assert len(history["seconds"]) == evaluations
     assert len(frames) == len(range(0, evaluations, 2)) + 1   # every 2nd step, plus the result
     assert all(frame.shape == result.shape for frame in frames)
+    assert torch.equal(frames[-1], result)
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
@@ -135,20 +174,49 @@ def test_hand_written_gram_gradient_equals_autograds(nb, layout, bfloat16):
     assert not torch.allclose(gradients[1], torch.zeros_like(gradients[1]))
 
 
-def test_feature_maps_are_channels_last_so_the_gram_table_is_a_view(nb):
-    """The speed choice of section 3: on CPU the features come out channels_last, so the
-    (positions x channels) table of section 5 shares their memory instead of copying."""
-    assert nb["memory_format"] == torch.channels_last
-    features = nb["extract_features"](nb["content_image"], ["relu2_1"])["relu2_1"]
-    assert features.is_contiguous(memory_format=torch.channels_last)
+def vgg_layout(nb):
+    """The memory layout of VGG's convolution weights: the same for all of them."""
+    layouts = {layer.weight.is_contiguous(memory_format=torch.channels_last)
+               for layer in nb["vgg"] if isinstance(layer, torch.nn.Conv2d)}
+    assert len(layouts) == 1, "some conv weights are channels_last, some are not"
+    return torch.channels_last if layouts.pop() else torch.contiguous_format
+
+
+def gram_table(features):
+    """The (positions x channels) table that gram_matrix builds."""
     _, channels, height, width = features.shape
-    table = features.permute(0, 2, 3, 1).reshape(height * width, channels)
-    assert table.data_ptr() == features.data_ptr() and table.is_contiguous()
+    return features.permute(0, 2, 3, 1).reshape(height * width, channels)
+
+
+def test_section_14_keeps_the_layout_it_measured_faster(nb):
+    faster = (torch.channels_last if nb["channels_last_seconds"] <= nb["contiguous_seconds"]
+              else torch.contiguous_format)
+    assert vgg_layout(nb) == faster
+    # and every feature map the loops compute comes out in that layout
+    features = nb["extract_features"](nb["content_image"], nb["style_layers"])
+    assert all(feature.is_contiguous(memory_format=faster) for feature in features.values())
+
+
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_channels_last_weights_make_the_gram_table_row_major(nb, layout):
+    """Converting VGG's weights is enough (section 14): the features follow. Then the
+    (positions x channels) table of section 5 is stored a row per position, as the Gram
+    matrix's product reads it. In the default layout the table is a transposed view of the
+    same memory (column-major), so the check can tell the two apart."""
+    kept = vgg_layout(nb)
+    try:
+        nb["vgg"].to(memory_format=layout)
+        features = nb["extract_features"](nb["content_image"], ["relu2_1"])["relu2_1"]
+        assert features.is_contiguous(memory_format=layout)
+        table = gram_table(features)
+        assert table.data_ptr() == features.data_ptr()      # a view either way, no copy
+        assert table.is_contiguous() == (layout == torch.channels_last)
+    finally:
+        nb["vgg"].to(memory_format=kept)
 
 
 def test_time_estimate_is_printed_after_the_second_step(nb, capsys):
-    nb["stylise"](nb["content_image"], nb["content_target"], nb["style_targets"], 5,
-                  description="estimate")
+    run(nb, 5, description="estimate")
     lines = [line for line in capsys.readouterr().out.splitlines()
              if line.startswith("estimate:")]
     assert len(lines) == 1 and "s per step on cpu, about" in lines[0]

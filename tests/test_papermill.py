@@ -111,7 +111,9 @@ def test_papermill_outputs_are_named_after_the_inputs(papermill_run):
     content = Path(papermill_run["parameters"]["content_path"]).stem
     style = Path(papermill_run["parameters"]["style_path"]).stem
     written = sorted(path.name for path in papermill_run["outputs"].iterdir())
-    assert f"{content}_{style}.png" in written
+    for name in (f"{content}_{style}_from_photo.png", f"{content}_{style}_result.jpg",
+                 f"{content}_{style}_from_noise.gif", f"{content}_feature_maps.jpg"):
+        assert name in written, name
     named_after_the_defaults = [name for name in written
                                 if name.startswith("dog") or "starry_night" in name]
     assert named_after_the_defaults == []
