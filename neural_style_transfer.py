@@ -320,7 +320,8 @@ print(f"total: {sum(p.numel() for p in vgg19.parameters()):,} parameters")
 #    123.68 (R). No division by a standard deviation.
 #
 # Feed it RGB in [0, 1] instead and, to the network, every pixel is within 1/255 of its
-# range from the mean colour: an almost uniform grey image, with red and blue swapped. We keep our image in friendly RGB [0, 1] and convert on the way in.
+# range from the mean colour: an almost uniform grey image, with red and blue swapped. We
+# keep our image in friendly RGB [0, 1] and convert on the way in.
 
 # %%
 caffe_mean_bgr = torch.tensor([103.939, 116.779, 123.68], device=device).view(1, 3, 1, 1)
@@ -483,7 +484,8 @@ assert torch.allclose(gram_matrix(tiled), gram, rtol=1e-4)
 # painting): weighted equally, the layers that carry the colours and the fine brush marks
 # (`relu1_1`, `relu2_1`) would barely be heard. Dividing by $C_l^2$ lifts `relu1_1` 64x
 # relative to `relu4_1`; even so, at the start `relu4_1` still dominates (the table). The
-# weighting is one choice among several that decide how much the result paints. Section 25 compares
+# weighting is one choice among several that decide how much the result paints. Section 25
+# compares
 # the first version of this notebook (layers weighted equally) with the finished method.
 #
 # `style_loss` takes the Gram function as an argument, because Part II swaps in a faster
@@ -636,8 +638,10 @@ def stylise(start_image, content_targets, style_targets, steps, weights, frame_e
 # with the paper's own number: Gatys et al. quote $\alpha/\beta = 10^{-3}$. That is
 # content over style, the *inverse* of our ratio, and of losses scaled differently: the
 # paper's content loss is half the *sum* of the squared differences (ours is their mean:
-# N/2 times smaller for a map of N entries), and its style layers are weighted equally, 1/5 each
-# with an extra 1/4 (ours $1/C_l^2$). So the two numbers cannot be compared. Section 19 shows the whole range, from almost the photo to almost the painting.
+# N/2 times smaller for a map of N entries), and its style layers are weighted equally,
+# 1/5 each
+# with an extra 1/4 (ours $1/C_l^2$). So the two numbers cannot be compared. Section 19
+# shows the whole range, from almost the photo to almost the painting.
 #
 # We start from the photo itself (the paper starts from noise; section 10 does). It is
 # the first stylised picture of the notebook: the cell prints how long it took.
@@ -849,7 +853,8 @@ if not quick:   # at the test suite's tiny size the overshoot does not happen
 # Without the line search one of the first steps throws the pixels so far that the loss
 # explodes (the largest loss printed), and L-BFGS never makes progress after it: 15 steps
 # later the loss is back at about its starting value, no lower, while the line search has
-# already cut it by the factor printed. The line search costs an extra evaluation now and then, and from here on
+# already cut it by the factor printed. The line search costs an extra evaluation now and
+# then, and from here on
 # every run has one.
 
 # %% [markdown]
@@ -859,7 +864,8 @@ if not quick:   # at the test suite's tiny size the overshoot does not happen
 # with a cautious length: PyTorch takes $\min(1, 1/\lVert g\rVert_1) \cdot \text{lr}$ times
 # the gradient, which is a step of *total* length (summed over all pixels) at most `lr` = 1.
 # Our image has tens of thousands of pixel values (the cell below prints how many), so that
-# first step moves an average one by about one part in that many of its range. The line search then has to discover, ten times
+# first step moves an average one by about one part in that many of its range. The line
+# search then has to discover, ten times
 # longer at a time, how far it should really go: several evaluations spent doing nothing
 # at the start of every run.
 #
@@ -921,7 +927,8 @@ if not quick:
 #
 # Most of a step is VGG's convolutions and the Gram matrices' products. Recent Intel and AMD
 # CPUs (and GPUs) have units that do those in *bfloat16*: 16-bit numbers with float32's
-# range but only 8 significant bits (two to three decimal digits). `torch.autocast` runs the operations that
+# range but only 8 significant bits (two to three decimal digits). `torch.autocast` runs
+# the operations that
 # profit from it (convolutions, matrix products) in bfloat16 and keeps the ones that need
 # precision (the sums in the mean squared errors) in float32, without changing our code.
 #
@@ -964,7 +971,8 @@ print(f"loss: float32 {float32_loss:.5g}, bfloat16 {bfloat16_loss:.5g} "
 print("from here on:", "bfloat16" if use_bfloat16 else "float32")
 
 # %% [markdown]
-# Two or three significant digits are plenty for a loss we only follow downhill (the benchmark in
+# Two or three significant digits are plenty for a loss we only follow downhill (the
+# benchmark in
 # `bench/` compares whole runs: visually the same picture, final loss within 1%). But
 # bfloat16's coarse gradients can, now and then, derail the line search when the style
 # weight is very strong, and the loss becomes infinite or NaN. The fast loop (section 17)
@@ -1082,7 +1090,8 @@ assert torch.allclose(fast_gradient, autograd_gradient, rtol=1e-4, atol=1e-6 * l
 # Three habits that cost nothing and save a learner's afternoon.
 #
 # **Keep the best image.** With the strong-Wolfe line search, PyTorch's L-BFGS ends every
-# iteration at the best trial of its search, so a run that finishes normally ends on its best
+# iteration at the best trial of its search, so a run that finishes normally ends on its
+# best
 # image. But a run can be cut short in the middle of a search: by a non-finite loss (the
 # bfloat16 hazard of section 13), by running out of memory, or because you interrupt it. The
 # pixels are then wherever the last evaluation put them, and an evaluation can be far worse
@@ -1404,7 +1413,8 @@ assert (safe_conv < 0).any() and not (broken_conv < 0).any()
 # washed-out colours after so few steps from grey; at the high end the content term is too
 # weak, and what comes out is mostly the painting's texture. From grey and in 60 steps the
 # default ratio has already let go of much of the dog, which Part I, starting from the
-# photo, kept: the start matters as much as the ratio (section 20). Past some ratio the pictures stop changing much: the content loss then
+# photo, kept: the start matters as much as the ratio (section 20). Past some ratio the
+# pictures stop changing much: the content loss then
 # saturates (the cell prints it), because the picture has all but let go of the dog.
 
 # %%
@@ -1517,7 +1527,8 @@ print(f"palette distance, painting to itself: {palette_distance(style_image, sty
 print(f"palette distance, photo to painting:  {palette_distance(content_image, style_image):.1f}")
 
 # %% [markdown]
-# The three starts side by side, on Tübingen under *The Scream*: a blue sky that the painting
+# The three starts side by side, on Tübingen under *The Scream*: a blue sky that the
+# painting
 # would paint orange. Same losses, same weights, same number of steps; only the first image
 # differs.
 
@@ -1546,9 +1557,11 @@ helpers.show_images(
 
 # %% [markdown]
 # From the photo, the photo's blue still shows through the painting's orange bands: the
-# picture keeps much of the photo's palette (the largest palette distance). From grey, the colours move towards the painting's, but the
+# picture keeps much of the photo's palette (the largest palette distance). From grey, the
+# colours move towards the painting's, but the
 # town almost
-# disappears (the largest content loss): a few dozen steps are not enough to build it back from
+# disappears (the largest content loss): a few dozen steps are not enough to build it back
+# from
 # nothing. The recoloured photo gets the painting's palette (by far the smallest distance)
 # and keeps the town. The check below holds the claim to the numbers.
 
@@ -1645,7 +1658,8 @@ if not quick:
 # Older implementations demanded that the photo and the painting have the same size (the
 # official PyTorch tutorial asserts it; d2l squashes both to 300x450, distorting the
 # painting). Nothing in our losses needs that: the content loss compares our image with the
-# photo, and our image is made at the photo's shape; the style loss compares C x C Gram matrices whose size depends only on the
+# photo, and our image is made at the photo's shape; the style loss compares C x C Gram
+# matrices whose size depends only on the
 # channels. The 1/(HW) in `gram_matrix` removes the image's area.
 #
 # Here is the Scream at 256 px and at 512 px (four times the pixels). Without the division,
@@ -1834,7 +1848,8 @@ helpers.show_images(list(scale_results.values()),
 # Look at the swirls. With the painting at half size, whole swirls fit inside the filters'
 # view and come out as small rings tiled over the picture; at twice the size each swirl
 # covers four times the pixels, and what comes out is its long, curved strokes rather than
-# whole swirls. The check, in the style loss's own terms: each picture is closest to the Gram
+# whole swirls. The check, in the style loss's own terms: each picture is closest to the
+# Gram
 # matrices of the painting at *its* scale.
 
 # %%
@@ -1974,7 +1989,8 @@ if not quick:   # at the test suite's tiny sizes and step counts the effect is n
 
 # %% [markdown]
 # At `paint_size` a `relu5_1` feature still sees a good part of the picture, so here coarse
-# to fine changes less than at 512 px, where its effect on the large motifs is larger. Here is the committed 512 px picture of the notebook's main pair, if
+# to fine changes less than at 512 px, where its effect on the large motifs is larger.
+# Here is the committed 512 px picture of the notebook's main pair, if
 # you have not changed the images:
 
 # %%
@@ -2133,7 +2149,8 @@ else:
 # the colours and putting the alpha back; blended Gram matrices blend styles; the style
 # image's size sets the stroke size; coarse to fine arranges large motifs at a small size
 # (`paint`, with the per-layer weights, the recoloured start and the TV weight, is cleaner
-# than the photo itself by the speckle measure); and L-BFGS beats Adam here, at the price of memory.
+# than the photo itself by the speckle measure); and L-BFGS beats Adam here, at the price
+# of memory.
 #
 # ## Exercises
 #
