@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from notebook_code import notebook_namespace  # noqa: E402
+from notebook_code import first_line, notebook_namespace, precision_of, vgg_layout  # noqa: E402
 
 import nst_helpers as helpers  # noqa: E402
 
@@ -91,17 +91,6 @@ class Problem:
             return self.nb["style_loss"](features, self.style_targets,
                                          self.nb["style_layer_weights"],
                                          self.nb["gram_matrix"]).item()
-
-
-def vgg_layout(nb: dict):
-    """The memory layout the notebook chose for VGG in section 14 (by measuring)."""
-    channels_last = nb["vgg"].conv1_1.weight.is_contiguous(memory_format=torch.channels_last)
-    return torch.channels_last if channels_last else torch.contiguous_format
-
-
-def precision_of(nb: dict) -> str:
-    """The arithmetic the notebook chose in section 13 (by measuring)."""
-    return "bfloat16" if nb["use_bfloat16"] else "float32"
 
 
 def sync(device):
@@ -428,13 +417,6 @@ def time_notebook(quick: bool) -> float:
 FIRST_PICTURE_TAG = "first-picture"
 PART_TWO = "Part II"
 PART_TWO_HEADING = re.compile(r"#{1,6}\s.*\bPart II\b")      # not "Part III"
-
-
-def first_line(source: str) -> str:
-    """A cell's first line that says something (nbval's markers say nothing)."""
-    lines = [line.strip() for line in source.splitlines() if line.strip()]
-    telling = [line for line in lines if not line.startswith("# NBVAL_")]
-    return (telling or lines or [""])[0]
 
 
 def cell_start_and_end(cell: dict) -> tuple[datetime, datetime] | None:

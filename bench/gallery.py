@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from notebook_code import notebook_namespace  # noqa: E402
+from notebook_code import notebook_namespace, precision_of, vgg_layout  # noqa: E402
 
 import nst_helpers as helpers  # noqa: E402
 
@@ -70,10 +70,8 @@ def content_loss_at(nb: dict, image: torch.Tensor, content_path: Path) -> float:
 
 def arithmetic(nb: dict) -> str:
     """What the notebook's measurements chose (sections 13 and 14)."""
-    conv = nb["vgg"].conv1_2.weight
-    layout = ("channels_last" if conv.is_contiguous(memory_format=torch.channels_last)
-              else "default layout")
-    return f"{'bfloat16' if nb['use_bfloat16'] else 'float32'}, {layout}"
+    layout = "channels_last" if vgg_layout(nb) == torch.channels_last else "default layout"
+    return f"{precision_of(nb)}, {layout}"
 
 
 def paint_one(nb: dict, content: str, style: str) -> tuple[float, dict]:

@@ -78,3 +78,28 @@ def notebook_namespace(until: str = "def stylise_fast(", notebook: Path = NOTEBO
         for cell in later:
             exec(compile(cell.source, f"<{notebook.name} cell>", "exec"), namespace)
     return namespace
+
+
+# ------------------------------------------- what a namespace's measurements chose, and cells
+
+def vgg_layout(nb: dict):
+    """The memory layout section 14 chose for VGG (by measuring): that of its convolution
+    weights, which must all agree."""
+    import torch
+
+    layouts = {layer.weight.is_contiguous(memory_format=torch.channels_last)
+               for layer in nb["vgg"] if isinstance(layer, torch.nn.Conv2d)}
+    assert len(layouts) == 1, "some conv weights are channels_last, some are not"
+    return torch.channels_last if layouts.pop() else torch.contiguous_format
+
+
+def precision_of(nb: dict) -> str:
+    """The arithmetic section 13 chose (by measuring)."""
+    return "bfloat16" if nb["use_bfloat16"] else "float32"
+
+
+def first_line(source: str) -> str:
+    """A cell's first line that says something (nbval's markers say nothing)."""
+    lines = [line.strip() for line in source.splitlines() if line.strip()]
+    telling = [line for line in lines if not line.startswith("# NBVAL_")]
+    return (telling or lines or [""])[0]

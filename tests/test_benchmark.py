@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from notebook_code import notebook_namespace
+from notebook_code import notebook_namespace, precision_of
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("benchmark", ROOT / "bench" / "benchmark.py")
@@ -57,12 +57,12 @@ def test_running_best_never_rises():
 
 def test_device_run_measures_both_precisions_and_renders(nb, tmp_path):
     """The GPU part runs on whatever device the namespace has; here the CPU, tiny."""
-    chosen = benchmark.precision_of(nb)
+    chosen = precision_of(nb)
     gpu = benchmark.measure_device_run(nb, size=64, steps=3, figure_dir=tmp_path)
     assert gpu["float32"]["evaluations"] >= 3 and gpu["bfloat16"]["evaluations"] >= 3
     assert 0.5 < gpu["bfloat16_vs_float32_loss_ratio"] < 2
     assert (tmp_path / "cpu_float32_vs_bfloat16.jpg").exists()
-    assert benchmark.precision_of(nb) == chosen                      # put back as it was
+    assert precision_of(nb) == chosen                      # put back as it was
     results = json.loads((ROOT / "bench" / "results.json").read_text())
     table = benchmark.summary_table({**results, "gpu": gpu})
     assert f"| GPU (cpu), 64 px x 3 steps, float32 / bfloat16 seconds | " \

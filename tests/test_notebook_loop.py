@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from notebook_code import notebook_namespace
+from notebook_code import notebook_namespace, vgg_layout
 
 
 @pytest.fixture(scope="module")
@@ -175,14 +175,6 @@ def test_hand_written_gram_gradient_equals_autograds(nb, layout, bfloat16):
     assert torch.allclose(gradients[0], gradients[1], rtol=tolerance,
                           atol=tolerance * gradients[0].abs().max())
     assert not torch.allclose(gradients[1], torch.zeros_like(gradients[1]))
-
-
-def vgg_layout(nb):
-    """The memory layout of VGG's convolution weights: the same for all of them."""
-    layouts = {layer.weight.is_contiguous(memory_format=torch.channels_last)
-               for layer in nb["vgg"] if isinstance(layer, torch.nn.Conv2d)}
-    assert len(layouts) == 1, "some conv weights are channels_last, some are not"
-    return torch.channels_last if layouts.pop() else torch.contiguous_format
 
 
 def gram_table(features):

@@ -17,6 +17,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from notebook_code import first_line
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "neural_style_transfer.ipynb"
@@ -33,13 +34,6 @@ class CurrentEnvironmentKernelSpecs(KernelSpecManager):
             return self.kernel_spec_class(resource_dir=ipykernel.kernelspec.RESOURCES,
                                           **ipykernel.kernelspec.get_kernel_dict())
         return super().get_kernel_spec(kernel_name)
-
-
-def first_line(source: str) -> str:
-    """The cell's first line that says something (nbval's markers say nothing)."""
-    lines = [line.strip() for line in source.splitlines() if line.strip()]
-    telling = [line for line in lines if not line.startswith("# NBVAL_")]
-    return (telling or lines or [""])[0]
 
 
 def run_then_rerun(notebook: nbformat.NotebookNode, cwd: Path, env: dict,
