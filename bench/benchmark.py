@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from notebook_code import first_line, notebook_namespace, precision_of, vgg_layout  # noqa: E402
+from notebook_code import first_line, notebook_namespace, precision_of  # noqa: E402
 
 import nst_helpers as helpers  # noqa: E402
 
@@ -78,7 +78,8 @@ class Problem:
         began = time.perf_counter()
         image, history, frames = self.nb["stylise_fast"](start, self.content_targets,
                                                         self.style_targets, steps,
-                                                        self.nb["weights"], frame_every=frame_every)
+                                                        self.nb["current_weights"](),
+                                                        frame_every=frame_every)
         sync(self.nb["device"])
         self.frames = frames
         return image, history, time.perf_counter() - began
@@ -103,6 +104,7 @@ def floor_seconds(nb: dict, image: torch.Tensor, repeats: int = 3) -> float:
     in the notebook's precision: the least work any optimisation step must do."""
     x = image.clone().requires_grad_(True)
     times = []
+    nb["vgg"].to(memory_format=nb["layouts"][nb["chosen_layout"]])   # as the fast loop runs it
     for _ in range(repeats):
         sync(nb["device"])
         began = time.perf_counter()
@@ -112,6 +114,7 @@ def floor_seconds(nb: dict, image: torch.Tensor, repeats: int = 3) -> float:
         sync(nb["device"])
         times.append(time.perf_counter() - began)
         x.grad = None
+    nb["vgg"].to(memory_format=torch.contiguous_format)
     return statistics.median(times)
 
 
@@ -274,19 +277,19 @@ def measure_layout(nb: dict, size: int = 256, rounds: int = 2, steps: int = 100)
     default (contiguous) layout, the rest of the code unchanged: the time per step, and the
     picture after `steps` steps (the layout changes the order of the sums, not the maths)."""
     problem = Problem(nb, size)
-    chosen_layout = vgg_layout(nb)
+    chosen_layout = nb["chosen_layout"]
     layouts = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
     timings = {name: [] for name in layouts}
     for _ in range(rounds):
-        for name, layout in layouts.items():
-            nb["vgg"].to(memory_format=layout)
+        for name in layouts:
+            nb["chosen_layout"] = name            # stylise_fast switches VGG for each run
             timings[name].append(step_seconds(problem))
     pictures = {}
-    for name, layout in layouts.items():
-        nb["vgg"].to(memory_format=layout)
+    for name in layouts:
+        nb["chosen_layout"] = name                # stylise_fast switches VGG for each run
         image, history, seconds = problem.run(steps)
         pictures[name] = (image, min(history["total"]), seconds)
-    nb["vgg"].to(memory_format=chosen_layout)
+    nb["chosen_layout"] = chosen_layout
     side_by_side([picture[0] for picture in pictures.values()],
                  [f"{name}: {steps} steps, {seconds:.0f} s, loss {loss:.4g}"
                   for name, (_, loss, seconds) in pictures.items()],
@@ -301,7 +304,7 @@ def measure_layout(nb: dict, size: int = 256, rounds: int = 2, steps: int = 100)
             "channels_last_speedup": round(contiguous / last, 3),
             "steps": steps, "channels_last_vs_contiguous_loss_ratio": round(loss_ratio, 4),
             "mean_abs_pixel_difference_255": round(difference * 255, 2),
-            "default": str(chosen_layout).replace("torch.", "")}
+            "default": chosen_layout}
 
 
 def measure_precision_speed(nb: dict, size: int = 256, rounds: int = 2) -> dict:
@@ -329,8 +332,8 @@ def measure_steps_needed(nb: dict, size: int = 256, steps: int = 300,
     style = helpers.load_image(STYLE, max_size=size).to(nb["device"])
     _, history, frames = nb["stylise_fast"](content,
                                             nb["content_targets_for"](content, nb["content_layer"]),
-                                            nb["style_targets_for"](style), steps, nb["weights"],
-                                            frame_every=25)
+                                            nb["style_targets_for"](style), steps,
+                                            nb["current_weights"](), frame_every=25)
     final, best = frames[-1], running_best(history["total"])
     table = {}
     for k, frame in enumerate(frames[:-1]):
@@ -385,7 +388,7 @@ def measure_peak_memory(size: int = 512, steps: int = 5) -> float:
         from notebook_code import notebook_namespace
         nb = notebook_namespace(image_size={size})
         nb["stylise_fast"](nb["content_image"], nb["content_targets"], nb["style_targets"],
-                           {steps}, nb["weights"])
+                           {steps}, nb["current_weights"]())
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     """)
     printed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -594,26 +597,32 @@ def minutes_and_seconds(seconds: float) -> str:
 
 
 def notebook_defaults(notebook: Path = NOTEBOOK) -> dict:
-    """The notebook's per-device defaults, read from its set-up cell: {"cpu": (image_size,
-    paint_size, num_steps, noise_steps, paint_steps), "cuda": ..., "mps": ..., "quick": ...}."""
-    cells = json.loads(Path(notebook).read_text())["cells"]
-    for cell in cells:
-        source = "".join(cell["source"])
-        if cell["cell_type"] != "code" or "defaults = {" not in source:
+    """The notebook's per-device defaults, read from its parameters cell (`512 if on_gpu else
+    192`) and its quick-mode line: {"cpu": (image_size, paint_size, num_steps, noise_steps,
+    paint_steps), "cuda": ..., "quick": ...}."""
+    names = ["image_size", "paint_size", "num_steps", "noise_steps", "paint_steps"]
+    found = {"cpu": {}, "cuda": {}}
+    for cell in json.loads(Path(notebook).read_text())["cells"]:
+        if cell["cell_type"] != "code":
             continue
-        found = {}
+        source = "".join(cell["source"])
         for node in ast.walk(ast.parse(source)):
-            if isinstance(node, ast.Assign) and isinstance(node.value, (ast.Dict, ast.Tuple)):
-                target = node.targets[0]
-                if isinstance(target, ast.Name) and target.id == "defaults":
-                    found.update(ast.literal_eval(node.value))
-                elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) \
-                        and target.value.id == "defaults":
-                    found["quick"] = ast.literal_eval(node.value)
-        if {"cpu", "cuda", "quick"} <= set(found):
-            return found
-    raise ValueError(f"{notebook}: no set-up cell with `defaults = {{...}}` for cpu and cuda "
-                     "and the quick mode's `defaults[device.type] = (...)`")
+            if not isinstance(node, ast.Assign):
+                continue
+            target = node.targets[0]
+            tagged = "parameters" in cell["metadata"].get("tags", [])
+            if tagged and isinstance(node.value, ast.IfExp) \
+                    and isinstance(target, ast.Name) and target.id in names:
+                found["cuda"][target.id] = ast.literal_eval(node.value.body)
+                found["cpu"][target.id] = ast.literal_eval(node.value.orelse)
+            elif "NST_QUICK" in source and isinstance(target, ast.Tuple) \
+                    and [element.id for element in target.elts] == names:
+                found["quick"] = tuple(ast.literal_eval(node.value))
+    if "quick" not in found or any(set(found[key]) != set(names) for key in ("cpu", "cuda")):
+        raise ValueError(f"{notebook}: the parameters cell must set {', '.join(names)} as "
+                         "`GPU value if on_gpu else CPU value`, and the quick-mode cell all five")
+    return {key: tuple(found[key][name] for name in names) for key in ("cpu", "cuda")} \
+        | {"quick": found["quick"]}
 
 
 def defaults_row(values: tuple) -> tuple[str, str]:
@@ -650,7 +659,30 @@ def how_long(results: dict) -> str:
             f"{steps['512']['step_s']:.2f} s at 512 px on the project's {machine['cores']}-core "
             f"{machine['cpu']} with bfloat16 autocast "
             f"({results['precision']['float32_step_s']:.2f} s at 256 px in float32).")
-    return "\n".join(rows) + "\n\n" + classroom_table(results) + "\n\n" + cost
+    return ("\n".join(rows) + "\n\n" + classroom_table(results) + "\n\n" + cost
+            + ("\n\n" + variants_table(results) if "variants" in results else ""))
+
+
+def variants_table(results: dict) -> str:
+    """Run All at full size as a class runs it (bench/variants.py), one row a variant."""
+    rows = ["Run All as a class runs it, at full size on the CPU (`bench/variants.py`, one run "
+            "each; a check that does not hold under a variant's settings prints "
+            "`check not met` instead of stopping the run):", "",
+            "| variant | parameters | finished | seconds | checks met | checks not met |",
+            "|---|---|---|---|---|---|"]
+    for name, run in results["variants"].items():
+        parameters = ", ".join(f"`{key}=<a photo of 1600 x 600 px>`" if value == "{panorama}"
+                               else f"`{key}={value!r}`"
+                               for key, value in run["parameters"].items())
+        rows.append(f"| {name} | {parameters or 'the parameters cell as shipped'} "
+                    f"| {'yes' if run['finished'] else '**no**'} | {run['seconds']:.0f} s "
+                    f"| {run['checks_met']} | {len(run['checks_not_met'])} |")
+    if "notebook_default_floor_passes_256" in results:
+        rows += ["", f"The whole notebook at the defaults took "
+                 f"{results['notebook_default_floor_passes_256']} times one bare VGG19 pass at "
+                 f"256 px ({results['vgg_floor_pass_256_s']:.3f} s, float32, measured in the "
+                 "same run), a figure that compares machines."]
+    return "\n".join(rows)
 
 
 def table_code(text: str, limit: int = 60) -> str:

@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from notebook_code import notebook_namespace, precision_of, vgg_layout  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from notebook_code import notebook_namespace, precision_of  # noqa: E402
 
 import nst_helpers as helpers  # noqa: E402
 
@@ -64,21 +65,20 @@ def content_loss_at(nb: dict, image: torch.Tensor, content_path: Path) -> float:
     image = image.to(nb["device"])
     layer = nb["content_layer"]
     with torch.no_grad():
-        return nb["content_loss"](nb["content_targets_for"](image, layer)[layer],
+        return F.mse_loss(nb["content_targets_for"](image, layer)[layer],
                                   nb["content_targets_for"](photo, layer)[layer]).item()
 
 
 def arithmetic(nb: dict) -> str:
     """What the notebook's measurements chose (sections 13 and 14)."""
-    layout = "channels_last" if vgg_layout(nb) == torch.channels_last else "default layout"
-    return f"{precision_of(nb)}, {layout}"
+    return f"{precision_of(nb)}, {nb['chosen_layout']}"
 
 
 def paint_one(nb: dict, content: str, style: str) -> tuple[float, dict]:
     content_path = ROOT / "assets" / f"{content}.jpg"
     style_path = ROOT / "assets" / f"{style}.jpg"
     began = time.perf_counter()
-    picture, _ = nb["paint"](content_path, style_path, SIZE, STEPS, nb["weights"],
+    picture, _, _ = nb["paint"](content_path, style_path, SIZE, STEPS, nb["current_weights"](),
                              description=f"{content} x {style}")
     seconds = time.perf_counter() - began
     path = GALLERY / f"{content}_{style}.png"
@@ -179,8 +179,8 @@ def main() -> None:
                 if figures:
                     references[f"tubingen_{style}"] = figures
         results["gallery_512_settings"] = {"paint_steps": list(STEPS),
-                                           "style_weight": nb["weights"]["style"],
-                                           "tv_weight": nb["weights"]["tv"],
+                                           "style_weight": nb["current_weights"]()["style"],
+                                           "tv_weight": nb["current_weights"]()["tv"],
                                            "machine": f"{os.cpu_count()} cores, {nb['device']}, "
                                                       f"{arithmetic(nb)}"}
         results_path.write_text(json.dumps(results, indent=2) + "\n")

@@ -38,8 +38,8 @@ def notebook_namespace(until: str = "def stylise_fast(", notebook: Path = NOTEBO
                        also: tuple[str, ...] = (), **parameters) -> dict:
     """Execute code cells in order up to (and including) the first one containing `until`
     (by default the one that defines `stylise_fast`, the loop Part III runs: Part I's runs
-    and Part II's measurements, which decide `use_bfloat16` and VGG's memory layout, come
-    on the way), then the later cells that contain one of the strings in `also` (cells
+    and Part II's measurements, which decide `use_bfloat16` and `chosen_layout`, come on the
+    way), then the later cells that contain one of the strings in `also` (cells
     that only define functions, so that no long run is repeated).
 
     Keyword arguments override the values of the parameters cell (the code cell tagged
@@ -83,14 +83,9 @@ def notebook_namespace(until: str = "def stylise_fast(", notebook: Path = NOTEBO
 # ------------------------------------------- what a namespace's measurements chose, and cells
 
 def vgg_layout(nb: dict):
-    """The memory layout section 14 chose for VGG (by measuring): that of its convolution
-    weights, which must all agree."""
-    import torch
-
-    layouts = {layer.weight.is_contiguous(memory_format=torch.channels_last)
-               for layer in nb["vgg"] if isinstance(layer, torch.nn.Conv2d)}
-    assert len(layouts) == 1, "some conv weights are channels_last, some are not"
-    return torch.channels_last if layouts.pop() else torch.contiguous_format
+    """The memory layout section 14 chose for the fast loop (measured, or as the parameters
+    cell says)."""
+    return nb["layouts"][nb["chosen_layout"]]
 
 
 def precision_of(nb: dict) -> str:

@@ -1,6 +1,7 @@
 """Unit tests for nst_helpers: image modes, orientation, round trips, weights, GIFs."""
 
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -288,7 +289,7 @@ def test_gifsicle_makes_a_photo_gif_smaller(tmp_path):
         big = H.save_gif(frames, tmp_path / "big.gif")
     finally:
         H.find_gifsicle = original_find
-    assert small.stat().st_size < 0.8 * big.stat().st_size
+    assert small.stat().st_size < 0.9 * big.stat().st_size   # lossy, each frame its own palette
 
 
 def _durations(gif: Image.Image) -> list[int]:
@@ -375,3 +376,40 @@ def test_opaque_file_gets_an_all_ones_alpha_and_jpeg_refuses_alpha(tmp_path):
     assert torch.all(alpha == 1.0) and alpha.shape[-2:] == rgb.shape[-2:]
     with pytest.raises(ValueError, match="transparency needs a .png"):
         H.save_image(rgb, tmp_path / "x.jpg", alpha=alpha)
+
+
+def _psnr(a: Image.Image, b: Image.Image) -> float:
+    mse = ((np.asarray(a, float) - np.asarray(b, float)) ** 2).mean()
+    return 10 * np.log10(255 ** 2 / mse)
+
+
+@pytest.mark.parametrize("painting", ["the_scream", "composition_vii"])
+def test_a_512_px_painted_gif_ends_on_the_result_and_stays_under_2_mb(tmp_path, painting):
+    """41 frames of a 512 px run, from the photo to the committed gallery picture (a noisy
+    painting on the way, the hard case for GIF): the last frame within 30 dB of the result,
+    the file under 2 MB. GIF's plain 64-colour palette left the result 25-27 dB away."""
+    result = H.load_image(ASSETS / "generated" / "gallery" / f"tubingen_{painting}.png")
+    photo = H.load_image(ASSETS / "tubingen.jpg", max_size=max(result.shape[-2:]))
+    generator = torch.Generator().manual_seed(0)
+    frames = [(photo + (result - photo) * (1 - math.exp(-5 * k / 40)) / (1 - math.exp(-5))
+               + 0.02 * (1 - k / 40) * torch.randn(result.shape, generator=generator)).clamp(0, 1)
+              for k in range(41)]
+    path = H.save_gif(frames, tmp_path / "painted.gif")
+    assert H.gif_info(path)["frames"] == 41
+    assert path.stat().st_size < 2e6
+    with Image.open(path) as gif:
+        gif.seek(40)
+        last = gif.convert("RGB")
+    assert _psnr(last, H.tensor_to_pil(result)) >= 30
+
+
+def test_a_small_gif_keeps_each_frame_s_own_colours_on_the_way(tmp_path):
+    """At 192 px the budget allows a palette per frame: a frame on the way stays close to
+    its source. (One shared palette of 32 colours turned the dog into a black blob.)"""
+    result = H.load_image(ASSETS / "generated" / "dog_starry_night_from_photo.png")
+    photo = H.load_image(ASSETS / "dog.jpg", max_size=max(result.shape[-2:]))
+    frames = [photo + (result - photo) * k / 40 for k in range(41)]
+    path = H.save_gif(frames, tmp_path / "dog.gif")
+    with Image.open(path) as gif:
+        gif.seek(10)
+        assert _psnr(gif.convert("RGB"), H.tensor_to_pil(frames[10])) >= 30

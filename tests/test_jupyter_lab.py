@@ -176,8 +176,9 @@ def test_make_lab_serves_the_notebook_and_runs_its_cells(jupyter_environment, tm
         # the set-up: the code cells up to the one that moves into the project folder
         code = [cell.source for cell in served.cells if cell.cell_type == "code"]
         last = next(index for index, source in enumerate(code) if "os.chdir(" in source)
-        printed = asyncio.run(execute(channels, token, "\n\n".join(code[:last + 1])))
-        assert printed == f"Local run - project folder: {ROOT}\n"
+        printed = asyncio.run(execute(channels, token, "\n\n".join(code[:last + 1])
+                                      + "\nprint('project folder:', project_folder)"))
+        assert printed == f"project folder: {ROOT}\n"
         printed = asyncio.run(execute(channels, token, "import os, sys\n"
                                       "print(os.getpid(), sys.executable, os.getcwd())"))
         pid, executable, cwd = printed.split()

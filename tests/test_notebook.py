@@ -5,6 +5,7 @@ committed artefacts: that the stored notebook was run top to bottom, stays small
 its paired .py file, and that the README's gallery points at files the notebook wrote.
 """
 
+import contextlib
 import json
 import re
 import subprocess
@@ -144,3 +145,64 @@ def test_readme_gallery_points_at_existing_files():
     assert len(targets) >= 8
     missing = [target for target in targets if not (ROOT / target).is_file()]
     assert missing == []
+
+
+def parameter_values(source: str, branch: str = "orelse") -> dict:
+    """name -> value of the parameters cell's literal assignments; for `GPU if on_gpu else
+    CPU`, the CPU value (branch "orelse") or the GPU one ("body")."""
+    import ast
+    values = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            value = getattr(node.value, branch) if isinstance(node.value, ast.IfExp) else node.value
+            with contextlib.suppress(ValueError):     # torch.cuda.is_available(), Path(...)
+                values[node.targets[0].id] = ast.literal_eval(value)
+    return values
+
+
+def test_the_checks_assert_at_exactly_the_shipped_cpu_parameters(notebook):
+    """`check` asserts when the parameters are `shipped_settings`: those must be the
+    parameters cell's own CPU values, or the asserts would never (or always) fire."""
+    import ast
+    sources = ["".join(cell["source"]) for cell in code_cells(notebook)]
+    parameters = next("".join(cell["source"]) for cell in code_cells(notebook)
+                      if "parameters" in cell.get("metadata", {}).get("tags", []))
+    check_cell = next(source for source in sources if "def check(" in source)
+    shipped = next(ast.literal_eval(node.value) for node in ast.parse(check_cell).body
+                   if isinstance(node, ast.Assign) and node.targets[0].id == "shipped_settings")
+    cpu = parameter_values(parameters)
+    assert shipped == {name: cpu[name] for name in shipped}
+    assert {"content_path", "style_path", "image_size", "num_steps", "style_weight",
+            "tv_weight", "content_weight", "paint_size", "paint_steps"} <= set(shipped)
+    assert parameter_values(parameters, "body")["image_size"] == 512     # the GPU's
+
+
+def test_a_check_asserts_at_the_shipped_settings_and_reports_under_others(capsys):
+    from notebook_code import notebook_namespace
+    nb = notebook_namespace(until="def check(", device_name="cpu")   # quick mode: reports
+    capsys.readouterr()
+    nb["check"](False, "the dog got bluer", "a weak style")
+    assert capsys.readouterr().out == "check not met: the dog got bluer (a weak style)\n"
+    nb.update(nb["shipped_settings"])                  # as the parameters cell ships them
+    with pytest.raises(AssertionError, match="the dog got bluer"):
+        nb["check"](False, "the dog got bluer")
+    nb["check"](True, "the dog got bluer")
+    assert capsys.readouterr().out == "check: the dog got bluer\n"
+    nb["style_weight"] = 2000.0                        # exercise 1
+    nb["check"](False, "the dog got bluer")
+    assert "check not met: the dog got bluer" in capsys.readouterr().out
+
+
+def test_every_committed_gif_ends_on_its_saved_picture():
+    """A GIF's last frame within 30 dB of the PNG the same run saved (a 64-colour palette
+    left the dog a flat navy blob at 23.5 dB), every GIF under 2 MB, and the second photo
+    animated too, so that the README does not show the method on the dog alone."""
+    import nst_helpers as H
+    pairs = {"dog_starry_night_from_photo.gif": "dog_starry_night_from_photo.png",
+             "dog_starry_night_from_noise.gif": "dog_starry_night_from_noise.png",
+             "soccer_starry_night.gif": "soccer_starry_night.png"}
+    assert set(pairs) <= {gif.name for gif in GENERATED.glob("*.gif")}
+    for gif, png in pairs.items():
+        assert H.last_frame_psnr(GENERATED / gif, GENERATED / png) >= 30, gif
+        assert (GENERATED / gif).stat().st_size < 2e6, gif
+        assert f'<img src="assets/generated/{gif}"' in (ROOT / "README.md").read_text(), gif

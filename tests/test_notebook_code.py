@@ -52,6 +52,6 @@ def test_outside_pytest_the_cells_write_to_a_scratch_folder(monkeypatch, tmp_pat
     """Run from a script (the benchmark, a REPL), the notebook's figures must not land in
     assets/generated."""
     monkeypatch.delenv("NST_OUTPUT_DIR")
-    namespace = notebook_namespace("output_dir.mkdir", device_name="cpu")
+    namespace = notebook_namespace("content_name, style_name =", device_name="cpu")
     assert namespace["output_dir"] == namespace["Path"](os.environ["NST_OUTPUT_DIR"])
     assert "nst-notebook-code-" in namespace["output_dir"].name

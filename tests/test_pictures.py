@@ -26,12 +26,12 @@ def footballers(nb):
     photo = helpers.load_image("assets/soccer.jpg", max_size=SIZE)
     painting = helpers.load_image("assets/starry_night.jpg", max_size=SIZE)
     first_version_weights = {"content": 1.0, "style": 1e-3, "tv": 1e6,
-                             "layers": nb["equal_layer_weights"]}
+                             "layers": {layer: 1 / 5 for layer in nb["style_layers"]}}
     first_version, _, _ = nb["stylise_fast"](
         photo, nb["content_targets_for"](photo, nb["content_layer"]),
         nb["style_targets_for"](painting), STEPS, first_version_weights)
-    painted, _ = nb["paint"]("assets/soccer.jpg", "assets/starry_night.jpg", SIZE,
-                             (STEPS, STEPS // 2), nb["weights"])
+    painted, _, _ = nb["paint"]("assets/soccer.jpg", "assets/starry_night.jpg", SIZE,
+                             (STEPS, STEPS // 2), nb["current_weights"]())
     return {"photo": photo, "painting": painting, "first version": first_version,
             "paint": painted}
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import ipykernel.kernelspec
 import nbformat
+import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
@@ -37,7 +38,8 @@ class CurrentEnvironmentKernelSpecs(KernelSpecManager):
 
 
 def run_then_rerun(notebook: nbformat.NotebookNode, cwd: Path, env: dict,
-                   timeout: int = CELL_TIMEOUT_SECONDS) -> list[dict]:
+                   timeout: int = CELL_TIMEOUT_SECONDS, then: tuple[str, ...] = (),
+                   results: list | None = None) -> list[dict]:
     """Execute every code cell of `notebook` in order, then every code cell a second time, in
     order, in the same kernel (python3 of this environment, started in `cwd` with `env` as
     its whole environment). Returns the failures, in order, as dicts with `run` (1 or 2),
@@ -45,6 +47,10 @@ def run_then_rerun(notebook: nbformat.NotebookNode, cwd: Path, env: dict,
     `first_line`, `ename` and `evalue`. The first run stops at its first failure (what
     follows would fail with it); so does either run at a timeout or a dead kernel. Otherwise
     the second run goes on past a failure, so that every cell that cannot be re-run is found.
+
+    Then, in the same kernel, the sources in `then` run one by one (as a learner runs single
+    cells after a change); each one's printed text, or its error as "ename: evalue", is
+    appended to `results`.
     """
     kernel = AsyncKernelManager(kernel_name="python3",
                                 kernel_spec_manager=CurrentEnvironmentKernelSpecs())
@@ -76,6 +82,18 @@ def run_then_rerun(notebook: nbformat.NotebookNode, cwd: Path, env: dict,
                     failures.append(failure(run, index, cell, type(error).__name__,
                                             str(error).strip().splitlines()[0]))
                     return failures
+        original = len(notebook.cells)
+        for source in then if not failures else ():
+            cell = nbformat.v4.new_code_cell(source)
+            notebook.cells.append(cell)          # (nbclient stores the executed cell there)
+            try:
+                client.execute_cell(cell, len(notebook.cells) - 1,
+                                    execution_count=client.code_cells_executed + 1)
+                results.append("".join(output.get("text", "") for output in cell.outputs
+                                       if output.output_type == "stream"))
+            except CellExecutionError as error:
+                results.append(f"{error.ename}: {error.evalue}")
+        del notebook.cells[original:]
     return failures
 
 
@@ -97,17 +115,60 @@ def fingerprint(folder: Path) -> dict:
             for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
+def tagged_source(notebook, tag: str) -> str:
+    (source,) = [cell.source for cell in notebook.cells
+                 if tag in cell.get("metadata", {}).get("tags", [])]
+    return source
+
+
+def cell_after(notebook, source: str) -> str:
+    code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+    return code[code.index(source) + 1]
+
+
+def cell_with(notebook, text: str) -> str:
+    (source,) = [cell.source for cell in notebook.cells
+                 if cell.cell_type == "code" and text in cell.source]
+    return source
+
+
 def test_every_cell_of_the_notebook_can_be_run_a_second_time(tmp_path):
+    """... and after a change in the parameters cell, a later cell run on its own uses the
+    new value (a weight) or says which cell to run first (an image, its size): no TypeError
+    from a `None` that only the set-up cell filled in, no weight captured in Part I."""
     notebook = nbformat.read(NOTEBOOK, as_version=4)      # as on disk now
     outputs = tmp_path / "outputs"
     outputs.mkdir()
     assets_before = fingerprint(ASSETS)
-    failures = run_then_rerun(notebook, ROOT, quick_mode_environment(outputs))
+    parameters = tagged_source(notebook, "parameters")
+    settings = cell_after(notebook, parameters)           # device, quick mode
+    first_picture = tagged_source(notebook, "first-picture")
+    race = cell_with(notebook, "fast_result, fast_history, _ = stylise_fast(")
+    probe = 'print(dog_history["style"][0], fast_history["style"][0])'
+    weaker = parameters.replace("style_weight = 30.0", "style_weight = 3.0")
+    other_photo = parameters.replace('content_path = "assets/dog.jpg"',
+                                     'content_path = "assets/tubingen.jpg"')
+    assert weaker != parameters and other_photo != parameters
+    results = []
+    failures = run_then_rerun(notebook, ROOT, quick_mode_environment(outputs), then=(
+        probe,
+        weaker, settings, first_picture, race, probe,     # a weight: used at once
+        other_photo, settings, first_picture,             # another photo: says what to run
+        parameters, race,                                 # quick mode's sizes are gone
+    ), results=results)
     assert failures == [], "cells that fail when run again:\n" + describe(failures)
     counts = [cell.execution_count for cell in notebook.cells
               if cell.cell_type == "code" and cell.source.strip()]
     assert counts == list(range(len(counts) + 1, 2 * len(counts) + 1))   # each ran twice
     assert fingerprint(ASSETS) == assets_before, "a run wrote under assets/"
+    before = [float(value) for value in results[0].split()]
+    after = [float(value) for value in results[5].split()]
+    # both loops start from the photo: their first style loss is style_weight x the same value
+    assert after == pytest.approx([value * 3.0 / 30.0 for value in before], rel=1e-3)
+    guard = "RuntimeError: The images or their size changed since their targets were made: " \
+            "run the cells from 'The two images' (section 2) on first."
+    assert results[8] == guard
+    assert results[10] == guard
 
 
 def test_a_cell_that_works_only_once_is_reported(tmp_path):
