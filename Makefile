@@ -1,9 +1,11 @@
 # Two commands do all the set-up on a fresh machine:
 #   make notebook   build .venv, then execute neural_style_transfer.ipynb in place
 #                   (progress bars are off there: a saved widget would read "0%" on GitHub)
-#                   (writes every figure and GIF under assets/generated/)
+#                   (writes the README's figures and GIFs under assets/generated/; a learner's
+#                   run writes to outputs/, which git ignores)
 #   make test       build .venv if missing, then run the unit tests and re-execute the
 #                   notebook under nbval in quick mode (small images, few steps)
+# and for working in the notebook:
 #   make lab        open the notebook in JupyterLab, served from .venv to this machine only
 #                   (extra server options: make lab LAB_ARGS="--port=8899")
 PYTHON ?= python3

@@ -5,7 +5,7 @@ NST_OUTPUT_DIR sends its figures and GIFs to a temporary folder, so a test run n
 overwrites the full-quality ones committed under assets/generated/. That folder is removed
 when the session ends (unless NST_OUTPUT_DIR was given from outside).
 
-Hypothesis: under CI (CI=true, as .ci/run is started) the examples are derandomised, so a
+Hypothesis: under CI (CI=true, as CI machines set it) the examples are derandomised, so a
 run that fails in CI fails again, with the same example, on every re-run.
 """
 

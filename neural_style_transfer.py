@@ -398,7 +398,7 @@ def current_weights():
 # frame every `frame_every` steps. A **line search** (`strong_wolfe`) tries each proposed
 # step and shortens or lengthens it until the loss falls enough: without one, L-BFGS can throw the pixels
 # far off (section 11 shows it). One *step* here is one evaluation of the network, the unit
-# that costs time. We clamp the pixels to [0, 1] at the end only (clamping in between
+# that costs time (an L-BFGS iteration may make several: `max_eval` caps them). We clamp the pixels to [0, 1] at the end only (clamping in between
 # would change the pixels behind L-BFGS's back and spoil its curvature model).
 
 # %%
