@@ -1,7 +1,7 @@
 """Speed benchmark of the notebook, measured side by side in one run.
 
-Uses the notebook's own code (its cells are executed in this process up to `stylise`, see
-tests/notebook_code.py), on Tübingen + The Starry Night from assets/. Prints a table and
+Uses the notebook's own code (its cells are executed in this process up to `stylise_fast`,
+see tests/notebook_code.py), on Tübingen + The Starry Night from assets/. Prints a table and
 writes bench/results.json, bench/results.md and comparison images under bench/.
 
     .venv/bin/python bench/benchmark.py                # about 12 minutes on 2 CPU cores
@@ -209,7 +209,7 @@ def running_best(losses):
 def measure_coarse_to_fine(nb: dict, size: int = 512, single_steps: int = 300,
                            plan=((128, 150), (256, 60), (512, 150)),
                            checkpoints=(50, 100, 150, 200, 300), headline: int = 100) -> dict:
-    """From noise (as in the notebook's section 11): how long does coarse to fine need to
+    """From noise (as in the notebook's section 10): how long does coarse to fine need to
     reach the loss that a single-scale run reaches in N steps, for several N? The times come
     from `stylise`'s own per-step clock (history["seconds"]), so one long run of each gives
     every N."""
@@ -273,9 +273,10 @@ def measure_coarse_to_fine(nb: dict, size: int = 512, single_steps: int = 300,
 
 
 def measure_layout(nb: dict, size: int = 256, rounds: int = 2, steps: int = 100) -> dict:
-    """The notebook stores feature maps channels_last (section 3); compare with PyTorch's
-    default (contiguous) layout, the rest of the code unchanged: the time per step, and the
-    picture after `steps` steps (the layout changes the order of the sums, not the maths)."""
+    """The fast loop runs VGG channels_last unless it measures slower (the notebook's section
+    14); compare with PyTorch's default (contiguous) layout, the rest of the code unchanged:
+    the time per step, and the picture after `steps` steps (the layout changes the order of
+    the sums, not the maths)."""
     problem = Problem(nb, size)
     chosen_layout = nb["chosen_layout"]
     layouts = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
