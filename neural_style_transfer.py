@@ -158,7 +158,7 @@ content_image = helpers.load_image(content_path, max_size=image_size).to(device)
 style_image = helpers.load_image(style_path, max_size=image_size).to(device)
 
 
-def stop_if_images_changed():   # (the cells of sections 2-6 record what they were made from)
+def stop_if_images_changed():   # (section 6 records what the images and targets were made from)
     if images_loaded_for != (content_path, style_path, image_size, device_name):
         raise RuntimeError("The images or their size changed since their targets were made: "
                            "run the cells from 'The two images' (section 2) on first.")
@@ -714,8 +714,8 @@ print(f"{content_image.numel():,} pixel values: a first step of total length 1 m
 first_steps = 12
 plain_curve = loss_curve(content_image, content_targets, style_targets, first_steps, current_weights(),
                          line_search=True)
-normalised_weights = {**current_weights(), **{key: current_weights()[key] / plain_curve[0]
-                                               for key in ("content", "style", "tv")}}
+normalised_weights = {**current_weights(), **{key: value / plain_curve[0] for key, value
+                                               in current_weights().items() if key != "layers"}}
 normalised_curve = [value * plain_curve[0] for value in loss_curve(
     content_image, content_targets, style_targets, first_steps, normalised_weights, line_search=True)]
 scaled_curve = loss_curve(content_image, content_targets, style_targets, first_steps, current_weights(),
@@ -825,24 +825,41 @@ print("the fast loop will use", "bfloat16" if use_bfloat16 else "float32",
 # weights is enough: every feature map the convolutions produce follows.
 #
 # Measured, as for bfloat16: the gain depends on the machine and on the picture's size (the
-# cell prints this machine's). We measure at `paint_size`, the size of Part III's main pictures, alternating
-# the two layouts twice. With `memory_layout = None` the fast loop takes `channels_last` unless it
-# is measurably slower (on small pictures the two often tie); `"channels_last"` or
-# `"contiguous"` in the parameters cell decides instead. VGG itself goes back to the
-# default layout after the measurement: the fast loop switches it for the length of each
-# run, so that Part I's loop always runs the network as it was built.
+# cell prints this machine's). We measure at `paint_size`, the size of Part III's main
+# pictures, alternating the two layouts twice. With `memory_layout = None` the fast loop
+# takes `channels_last` unless it is measurably slower (on small pictures the two often
+# tie); `"channels_last"` or `"contiguous"` in the parameters cell decides instead.
+#
+# Whatever is chosen, Part I's loop must keep running the network as it was built, so that
+# re-running it gives the same picture and the same time. So VGG is switched only inside a
+# `with vgg_in_layout(...)` block, which puts the default layout back when the block ends,
+# even when it ends in an error.
 
 # %%
+from contextlib import contextmanager
+
 layouts = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+@contextmanager
+def vgg_in_layout(name):
+    """VGG's weights in layout `name` inside the `with` block, in the default layout after."""
+    vgg.to(memory_format=layouts[name])
+    try:
+        yield
+    finally:
+        vgg.to(memory_format=torch.contiguous_format)
+
+
+# %%
 layout_image = helpers.load_image(content_path, max_size=paint_size).to(device)
 layout_targets = (content_targets_for(layout_image, content_layer), style_targets)
 layout_seconds = {name: math.inf for name in layouts}
 for name in list(layouts) * 2:
-    vgg.to(memory_format=layouts[name])
-    seconds, _ = seconds_per_evaluation(layout_image, layout_targets, current_weights(),
-                                        gram_matrix, use_bfloat16)
+    with vgg_in_layout(name):
+        seconds, _ = seconds_per_evaluation(layout_image, layout_targets, current_weights(),
+                                            gram_matrix, use_bfloat16)
     layout_seconds[name] = min(layout_seconds[name], seconds)
-vgg.to(memory_format=torch.contiguous_format)          # as built, for Part I's loop
 contiguous_seconds, channels_last_seconds = layout_seconds["contiguous"], layout_seconds["channels_last"]
 print(f"one evaluation at {tuple(layout_image.shape[-2:])}: default layout "
       f"{contiguous_seconds:.3f} s, channels_last {channels_last_seconds:.3f} s "
@@ -1022,7 +1039,7 @@ def lbfgs_run(start_image, content_targets, style_targets, steps, weights, recor
 
 
 # %% [markdown]
-# `stylise_fast` runs it in the chosen memory layout (4), and handles the two failures: a
+# `stylise_fast` runs it with VGG in the chosen memory layout (4), and handles the two failures: a
 # non-finite loss in bfloat16 (go on in float32 from the best image, with a fresh L-BFGS;
 # in float32, stop and keep the best image) and running out of memory (7). It returns what
 # Part I's `stylise` returns, and every run of Part III goes through it.
@@ -1035,8 +1052,7 @@ def stylise_fast(start_image, content_targets, style_targets, steps, weights, fr
               "best_loss": math.inf, "best_image": start_image, "frames": [],
               "started": time.perf_counter(), "steps": steps}
     bfloat16, image = use_bfloat16, start_image
-    vgg.to(memory_format=layouts[chosen_layout])                                     # (4)
-    try:
+    with vgg_in_layout(chosen_layout):                                               # (4)
         while len(record["history"]["total"]) < steps:
             remaining = steps - len(record["history"]["total"])
             try:
@@ -1052,8 +1068,6 @@ def stylise_fast(start_image, content_targets, style_targets, steps, weights, fr
                 bfloat16, image = False, record["best_image"]
             except torch.OutOfMemoryError:                                           # (7)
                 raise RuntimeError(out_of_memory_advice(image)) from None
-    finally:
-        vgg.to(memory_format=torch.contiguous_format)      # as built, for Part I's loop
     result = record["best_image"].clamp(0, 1)
     if frame_every:
         record["frames"].append(result.cpu())
@@ -1096,11 +1110,11 @@ steps_by = [("Part I: float32, default layout, autograd's Gram gradient", "conti
             ("(5) the one-product Gram gradient", chosen_layout, use_bfloat16, gram_matrix_fast)]
 change_seconds = []
 for label, layout, bfloat16, gram_function in steps_by:
-    vgg.to(memory_format=layouts[layout])
-    seconds, _ = seconds_per_evaluation(content_image, dog_targets, current_weights(), gram_function, bfloat16)
+    with vgg_in_layout(layout):
+        seconds, _ = seconds_per_evaluation(content_image, dog_targets, current_weights(),
+                                            gram_function, bfloat16)
     change_seconds.append(seconds)
     print(f"{label:<60}{seconds * 1000:7.0f} ms  ({change_seconds[0] / seconds:.2f}x Part I's)")
-vgg.to(memory_format=torch.contiguous_format)
 
 
 def evaluations_to_reach(history, loss):
@@ -1154,13 +1168,11 @@ def distinct_channels(feature_map, count=5, threshold=0.5):
 # Each row: one style layer, its five distinct channels, as heat maps of the photo.
 
 # %%
-stop_if_images_changed()
-with torch.no_grad():
-    walked = extract_features(content_image, style_layers)
+stop_if_images_changed()          # photo_features: the photo's maps, from section 6
 figure, axes = plt.subplots(len(style_layers), 5, figsize=(9, 6.4))
 shown_channels = {}
 for row, layer in zip(axes, style_layers):
-    feature_map = walked[layer][0]                       # (channels, height, width)
+    feature_map = photo_features[layer][0]               # (channels, height, width)
     shown_channels[layer] = distinct_channels(feature_map)
     row[0].set_ylabel(f"{layer}\n{tuple(feature_map.shape)}", fontsize=9)
     for axis, channel in zip(row, shown_channels[layer]):
@@ -1179,7 +1191,7 @@ helpers.show_figure(figure, output_dir / f"{content_name}_feature_maps.jpg")
 
 # %%
 for layer in style_layers:
-    feature_map = walked[layer][0]
+    feature_map = photo_features[layer][0]
     most_active = feature_map.mean(dim=(1, 2)).topk(5).indices
     naive = map_correlations(feature_map[most_active]).fill_diagonal_(0).abs().max().item()
     shown = map_correlations(feature_map[shown_channels[layer]]).fill_diagonal_(0).abs().max().item()

@@ -99,22 +99,29 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def floor_seconds(nb: dict, image: torch.Tensor, repeats: int = 3) -> float:
-    """One forward + backward of the truncated VGG19 with respect to the input image,
-    in the notebook's precision: the least work any optimisation step must do."""
+def floor_seconds(nb: dict, image: torch.Tensor, repeats: int = 3, bfloat16: bool | None = None,
+                  layout: str | None = None) -> float:
+    """One forward + backward of the truncated VGG19 with respect to the input image: the
+    least work any optimisation step must do. In the fast loop's precision and layout unless
+    `bfloat16` / `layout` ("contiguous" or "channels_last") say otherwise."""
+    bfloat16 = nb["use_bfloat16"] if bfloat16 is None else bfloat16
+    layout = nb["chosen_layout"] if layout is None else layout
     x = image.clone().requires_grad_(True)
     times = []
-    nb["vgg"].to(memory_format=nb["layouts"][nb["chosen_layout"]])   # as the fast loop runs it
-    for _ in range(repeats):
-        sync(nb["device"])
-        began = time.perf_counter()
-        with torch.autocast(nb["device"].type, dtype=torch.bfloat16, enabled=nb["use_bfloat16"]):
-            out = nb["vgg"](nb["caffe_preprocess"](x))
-        out.float().sum().backward()
-        sync(nb["device"])
-        times.append(time.perf_counter() - began)
-        x.grad = None
-    nb["vgg"].to(memory_format=torch.contiguous_format)
+    nb["vgg"].to(memory_format=torch.channels_last if layout == "channels_last"
+                 else torch.contiguous_format)
+    try:
+        for _ in range(repeats):
+            sync(nb["device"])
+            began = time.perf_counter()
+            with torch.autocast(nb["device"].type, dtype=torch.bfloat16, enabled=bfloat16):
+                out = nb["vgg"](nb["caffe_preprocess"](x))
+            out.float().sum().backward()
+            sync(nb["device"])
+            times.append(time.perf_counter() - began)
+            x.grad = None
+    finally:
+        nb["vgg"].to(memory_format=torch.contiguous_format)    # as the notebook keeps it
     return statistics.median(times)
 
 

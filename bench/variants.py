@@ -85,21 +85,17 @@ def run_variant(parameters: dict, scratch: Path, quick: bool,
 
 def floor_pass_seconds(size: int = 256, repeats: int = 5) -> float:
     """The least work one optimisation step does: one forward and backward pass of VGG19 up
-    to relu5_1 at `size` px, float32, default layout (the notebook's definitions)."""
-    sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
+    to relu5_1 at `size` px, float32, default layout (benchmark.floor_seconds, on the
+    notebook's definitions)."""
+    sys.path[:0] = [str(ROOT / "tests"), str(ROOT), str(ROOT / "bench")]
+    import benchmark
     from notebook_code import notebook_namespace
 
     import nst_helpers as helpers
     with contextlib.redirect_stdout(io.StringIO()):          # the cells' printing
         nb = notebook_namespace(until="def extract_features(", device_name="cpu")
     image = helpers.load_image(ROOT / "assets" / "tubingen.jpg", max_size=size)
-    times = []
-    for _ in range(repeats):
-        pixels = image.clone().requires_grad_(True)
-        began = time.perf_counter()
-        nb["vgg"](nb["caffe_preprocess"](pixels)).sum().backward()
-        times.append(time.perf_counter() - began)
-    return sorted(times)[len(times) // 2]
+    return benchmark.floor_seconds(nb, image, repeats=repeats, bfloat16=False, layout="contiguous")
 
 
 def main():
