@@ -1,18 +1,22 @@
 # Two commands do all the set-up on a fresh machine:
 #   make notebook   build .venv, then execute neural_style_transfer.ipynb in place
-#                   (progress bars are off there: a saved widget would read "0%" on GitHub)
-#                   (writes the README's figures and GIFs under assets/generated/; a learner's
-#                   run writes to outputs/, which git ignores)
-#   make test       build .venv if missing, then run the unit tests and re-execute the
-#                   notebook under nbval in quick mode (small images, few steps)
-# and for working in the notebook:
+#                   (writes the README's figures and GIFs under assets/generated/; progress
+#                   bars are off, as a saved bar shows only its last state; a learner's run
+#                   writes to outputs/, which git ignores)
+#   make test       build .venv if missing, then run the tests; the notebook is executed
+#                   once, in quick mode (small images, few steps)
+# For working on the project:
 #   make lab        open the notebook in JupyterLab, served from .venv to this machine only
 #                   (extra server options: make lab LAB_ARGS="--port=8899")
+#   make test-all   the tests, with the slow ones (full papermill runs, 512 px GIFs)
+#   make bench      the speed measurements and the classroom timings (about 12 minutes)
+#   make gallery    the README's 512 px gallery (about 10 minutes)
+#   make readme     render the README's tables from bench/results.json
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: notebook test lab bench gallery venv clean
+.PHONY: notebook test test-all lab bench gallery readme venv clean
 
 venv: $(VENV)/.installed
 
@@ -31,6 +35,9 @@ notebook: venv
 test: venv
 	$(PY) -m pytest
 
+test-all: venv
+	$(PY) -m pytest -m "slow or not slow"
+
 # 127.0.0.1: reachable from this machine only, whatever a Jupyter config file says.
 # Jupyter refuses to run as root unless told (containers often run as root).
 LAB_ARGS ?=
@@ -38,14 +45,17 @@ lab: venv
 	$(PY) -m jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) \
 	    $(LAB_ARGS) neural_style_transfer.ipynb
 
-# Speed benchmark (about 19 minutes on 2 cores): writes bench/results.json and results.md
 bench: venv
-	$(PY) bench/benchmark.py --notebook
+	$(PY) -m bench.measure
+	$(PY) -m bench.timings
+	$(PY) -m bench.readme
 
-# The README's 512 px gallery, painted by the notebook's own `paint` (about 10 minutes on
-# 2 cores): assets/generated/gallery/, seconds and quality figures in bench/results.json
 gallery: venv
-	$(PY) bench/gallery.py
+	$(PY) -m bench.gallery
+	$(PY) -m bench.readme
+
+readme: venv
+	$(PY) -m bench.readme
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,19 +1,18 @@
-"""Test-run settings, inherited by the notebook kernel that nbval starts.
+"""Test-run settings for the whole session (tests/conftest.py holds the shared fixtures).
 
-NST_QUICK=1 shrinks images and step counts so the whole notebook runs in about a minute;
-NST_OUTPUT_DIR sends its figures and GIFs to a temporary folder, so a test run never
-overwrites the full-quality ones committed under assets/generated/. That folder is removed
-when the session ends (unless NST_OUTPUT_DIR was given from outside).
+NST_QUICK=1 puts anything that runs the notebook's cells in quick mode (small images, few
+steps); NST_OUTPUT_DIR sends the figures and GIFs they draw to a temporary folder, so a test
+run never overwrites the full-quality ones committed under assets/generated/. That folder is
+removed when the session ends (unless NST_OUTPUT_DIR was given from outside). No progress
+bars (TQDM_DISABLE) and no windows (MPLBACKEND) in a headless run.
 
-Hypothesis: under CI (CI=true, as CI machines set it) the examples are derandomised, so a
-run that fails in CI fails again, with the same example, on every re-run.
+Hypothesis: where CI=true is set (as CI services set it), the examples are derandomised, so
+a run that fails there fails again, with the same example, on every re-run.
 """
 
 import os
 import shutil
-import sys
 import tempfile
-from pathlib import Path
 
 from hypothesis import settings
 
@@ -25,8 +24,6 @@ else:
     SCRATCH_OUTPUT_DIR = None
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 settings.register_profile("nst-ci", derandomize=True, database=None, print_blob=True,
                           deadline=None)

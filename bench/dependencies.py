@@ -4,9 +4,9 @@ Both are left out of requirements.txt, so install them aside first (no dependenc
 point is to try them next to this project's CPU build of torch):
 
     .venv/bin/pip install --target /tmp/nst-peers --no-deps pygifsicle==1.1.0 torchvision==0.28.0
-    .venv/bin/python bench/dependencies.py /tmp/nst-peers
+    PYTHONPATH=/tmp/nst-peers .venv/bin/python -m bench.dependencies /tmp/nst-peers
 
-It writes bench/dependencies.json; the README quotes it (tests/test_benchmark.py checks).
+It writes bench/dependencies.json; `python -m bench.readme` renders it into the README.
 """
 
 import json
@@ -17,13 +17,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import imageio.v3 as imageio
+import numpy as np
+
+import nst_helpers as helpers
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import imageio.v3 as imageio  # noqa: E402
-import numpy as np  # noqa: E402
-
-import nst_helpers as helpers  # noqa: E402
 
 RESULTS = ROOT / "bench" / "dependencies.json"
 
@@ -58,7 +57,7 @@ def measure_pygifsicle(folder: Path) -> dict:
         broken = Path(scratch) / "broken.gif"
         broken.write_text("not a GIF")
         results["gifsicle_exit_status_on_a_broken_gif"] = subprocess.run(
-            [helpers.find_gifsicle(), str(broken), "--output", str(broken)],
+            [helpers._find_gifsicle(), str(broken), "--output", str(broken)],
             capture_output=True).returncode
         try:
             pygifsicle.optimize(str(broken))
@@ -88,30 +87,11 @@ def measure_torchvision(folder: Path) -> dict:
             "vgg19_weights_mb": float(re.search(r'"_file_size": ([\d.]+)', vgg19).group(1))}
 
 
-def facts(results: dict) -> list[str]:
-    """The sentences of the README that quote these measurements."""
-    gif, vision = results["pygifsicle"], results["torchvision"]
-    return [
-        f"{gif['direct_call_mb']} MB with the direct call, {gif['pygifsicle_colors_in_options_mb']}"
-        f" MB through pygifsicle {gif['version']} with `--colors 64` among its options and "
-        f"{gif['pygifsicle_colors_argument_mb']} MB with `colors=64`",
-        f"gifsicle exits with status {gif['gifsicle_exit_status_on_a_broken_gif']} on a "
-        f"damaged GIF, and pygifsicle " + ("raises" if gif["pygifsicle_raises_on_a_broken_gif"]
-                                           else "returns as if it had worked"),
-        f"`import torchvision` ({vision['version']}, the release that requires torch "
-        f"{vision['requires_torch']}) "
-        f"fails next to the CPU build: `{vision['import_error']}`",
-        f"its VGG19 weights are a {vision['vgg19_weights_mb']:.0f} MB download "
-        f"(`{vision['vgg19_weights_url']}`)",
-    ]
-
-
 def main() -> None:
     folder = Path(sys.argv[1]).resolve()
-    sys.path.insert(0, str(folder))
     results = {"pygifsicle": measure_pygifsicle(folder), "torchvision": measure_torchvision(folder)}
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print("\n".join(facts(results)))
+    print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

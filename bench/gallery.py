@@ -2,13 +2,18 @@
 the recoloured photo, section 25), with the notebook's weights, on the CPU unless a GPU is
 there.
 
-    .venv/bin/python bench/gallery.py                   # five pictures, about 10 minutes on 2 cores
-    .venv/bin/python bench/gallery.py --only the_scream # the pictures whose name contains it
+    .venv/bin/python -m bench.gallery                   # five pictures, about 10 minutes on 2 cores
+    .venv/bin/python -m bench.gallery --only the_scream # the pictures whose name contains it
 
 Writes assets/generated/gallery/<photo>_<painting>.png, records each picture's seconds in
 bench/results.json as `gallery_512_seconds` (and its quality figures as `gallery_512_quality`),
 and, where ../shared/reference holds a published jcjohnson/neural-style output of the same
-pair, a side-by-side sheet bench/gallery_vs_reference_<painting>.jpg.
+pair, a side-by-side sheet bench/gallery_vs_reference_<painting>.jpg. Then
+`python -m bench.readme` renders the README's gallery table from the results.
+
+It loads the notebook's definitions only (no lesson is run on the way) and paints in the
+arithmetic the notebook's rules pick on this machine, measured in a few seconds
+(bench/measure.py's use_fastest_arithmetic).
 """
 
 import argparse
@@ -21,29 +26,21 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from notebook_code import notebook_namespace, precision_of  # noqa: E402
+import nst_helpers as helpers
+from bench import notebook as notebook_code
+from bench.measure import use_fastest_arithmetic
+from bench.readme import GALLERY_PAIRS as PAIRS
 
-import nst_helpers as helpers  # noqa: E402
-
+ROOT = notebook_code.ROOT
 SIZE = 512
 STEPS = (300, 150, 60)          # coarse to fine: 128, 256 and 512 px
-PAIRS = [("tubingen", "starry_night"), ("tubingen", "the_scream"), ("tubingen", "shipwreck"),
-         ("tubingen", "composition_vii"), ("dog", "starry_night")]
 GALLERY = ROOT / "assets" / "generated" / "gallery"
 SHARED = ROOT.parent / "shared"
 REFERENCES = {"starry_night": "jcjohnson_tubingen_starry_night.png",
               "the_scream": "jcjohnson_tubingen_the_scream.png"}
-# The cells that only define what `paint` and the measures need (no long runs; the `to_yiq`
-# cell also loads section 20's two small images): executed after the notebook's cells up
-# to the one that defines `stylise_fast` (Part I's runs and Part II's measurements, which
-# decide bfloat16 and VGG's memory layout, come on the way).
-DEFINITIONS = ("def match_colours(", "def to_yiq(", "def paint(", "def colour_speckle(")
 
 
 def palette_distances(style: Path, content: Path, images: list[Path]) -> list[float] | None:
@@ -70,8 +67,7 @@ def content_loss_at(nb: dict, image: torch.Tensor, content_path: Path) -> float:
 
 
 def arithmetic(nb: dict) -> str:
-    """What the notebook's measurements chose (sections 13 and 14)."""
-    return f"{precision_of(nb)}, {nb['chosen_layout']}"
+    return f"{nb['precision']}, {nb['memory_layout']}"
 
 
 def paint_one(nb: dict, content: str, style: str) -> tuple[float, dict]:
@@ -122,45 +118,15 @@ def reference_sheet(nb: dict, style: str, quality: dict) -> dict | None:
     return figures
 
 
-TITLES = {"tubingen": "Tübingen", "dog": "dog", "starry_night": "The Starry Night",
-          "the_scream": "The Scream", "shipwreck": "The Shipwreck of the Minotaur",
-          "composition_vii": "Composition VII"}
-
-
-def gallery_table(results: dict) -> str:
-    """The README's gallery: photo, painting, result, with each picture's seconds and
-    figures, and the two published references' figures, all from bench/results.json."""
-    seconds, quality = results["gallery_512_seconds"], results["gallery_512_quality"]
-    references = results.get("gallery_512_references", {})
-    lines = ["| photo | painting | result (512 px) | seconds | palette distance "
-             "(reference) | content loss (reference) | colour speckle (photo) |",
-             "|---|---|---|---|---|---|---|"]
-    for content, style in PAIRS:
-        name = f"{content}_{style}"
-        figures, reference = quality[name], references.get(name)
-        palette = f"{figures['palette_to_style']:.1f}" + (
-            f" ({reference['palette_to_style']:.1f})" if reference else "")
-        content_loss = f"{figures['content_loss_512']:.3g}" + (
-            f" ({reference['content_loss_512']:.3g})" if reference else "")
-        lines.append(
-            f"| <img src=\"assets/{content}.jpg\" width=\"160\"> "
-            f"| <img src=\"assets/{style}.jpg\" width=\"120\"><br>{TITLES[style]} "
-            f"| <img src=\"assets/generated/gallery/{name}.png\" width=\"320\"> "
-            f"| {seconds[name]:.0f} | {palette} | {content_loss} "
-            f"| {figures['colour_speckle']:.2f} ({figures['photo_colour_speckle']:.2f}) |")
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="", help="paint only the pairs whose name contains this")
     arguments = parser.parse_args()
-    os.environ["NST_QUICK"] = "0"
-    os.environ["TQDM_DISABLE"] = "1"
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    with tempfile.TemporaryDirectory() as scratch:
-        os.environ["NST_OUTPUT_DIR"] = scratch      # the cells' own figures go nowhere
-        nb = notebook_namespace(also=DEFINITIONS)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with tempfile.TemporaryDirectory() as scratch:    # the cells' own figures go nowhere
+        nb = notebook_code.definitions("float32", "contiguous", quick=False,
+                                       device_name=device, output_dir=Path(scratch))
+        use_fastest_arithmetic(nb)
         GALLERY.mkdir(parents=True, exist_ok=True)
         results_path = ROOT / "bench" / "results.json"
         results = json.loads(results_path.read_text())
@@ -184,8 +150,7 @@ def main() -> None:
                                            "machine": f"{os.cpu_count()} cores, {nb['device']}, "
                                                       f"{arithmetic(nb)}"}
         results_path.write_text(json.dumps(results, indent=2) + "\n")
-        if all(f"{content}_{style}" in quality for content, style in PAIRS):
-            print("\nFor the README:\n" + gallery_table(results))
+        print("results in bench/results.json; the README's table: python -m bench.readme")
 
 
 if __name__ == "__main__":

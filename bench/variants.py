@@ -3,8 +3,8 @@ the settings the exercises name, other images of odd sizes, and a GPU's arithmet
 (float32, the default memory layout). Each run must finish; the checks that do not hold
 under a variant's settings print "check not met" instead of stopping it.
 
-    .venv/bin/python bench/variants.py            # full size, about 20 minutes on 2 cores
-    .venv/bin/python bench/variants.py --quick    # quick mode, as the tests run it
+    .venv/bin/python -m bench.variants            # full size, about 20 minutes on 2 cores
+    .venv/bin/python -m bench.variants --quick    # quick mode, as the tests run it
 
 Writes results["variants"] in bench/results.json (full size only): per variant the
 parameters, seconds, whether it finished and the checks not met; and the whole notebook at
@@ -12,8 +12,6 @@ the defaults divided by one bare 256 px VGG19 pass measured in the same run
 (`notebook_default_floor_passes_256`), so that machines can be compared."""
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -22,7 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import nst_helpers as helpers
+from bench import notebook as notebook_code
+from bench.measure import floor_seconds
+
+ROOT = notebook_code.ROOT
 RESULTS = ROOT / "bench" / "results.json"
 
 VARIANTS = {
@@ -49,8 +51,10 @@ def make_panorama(folder: Path) -> Path:
 
 
 def run_variant(parameters: dict, scratch: Path, quick: bool,
-                notebook: Path = ROOT / "neural_style_transfer.ipynb") -> dict:
-    """papermill `notebook` with `parameters` into `scratch`; what happened."""
+                notebook: Path | None = None) -> dict:
+    """papermill `notebook` (the lesson unless given) with `parameters` into `scratch`; what
+    happened."""
+    notebook = notebook or notebook_code.NOTEBOOK
     outputs = scratch / "outputs"
     command = [sys.executable, "-m", "papermill", str(notebook),
                str(scratch / "executed.ipynb"), "--cwd", str(ROOT),
@@ -85,17 +89,11 @@ def run_variant(parameters: dict, scratch: Path, quick: bool,
 
 def floor_pass_seconds(size: int = 256, repeats: int = 5) -> float:
     """The least work one optimisation step does: one forward and backward pass of VGG19 up
-    to relu5_1 at `size` px, float32, default layout (benchmark.floor_seconds, on the
+    to relu5_1 at `size` px, float32, default layout (measure.floor_seconds, on the
     notebook's definitions)."""
-    sys.path[:0] = [str(ROOT / "tests"), str(ROOT), str(ROOT / "bench")]
-    import benchmark
-    from notebook_code import notebook_namespace
-
-    import nst_helpers as helpers
-    with contextlib.redirect_stdout(io.StringIO()):          # the cells' printing
-        nb = notebook_namespace(until="def extract_features(", device_name="cpu")
+    nb = notebook_code.definitions("float32", "contiguous", quick=False, device_name="cpu")
     image = helpers.load_image(ROOT / "assets" / "tubingen.jpg", max_size=size)
-    return benchmark.floor_seconds(nb, image, repeats=repeats, bfloat16=False, layout="contiguous")
+    return floor_seconds(nb, image, repeats=repeats)
 
 
 def main():

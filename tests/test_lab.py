@@ -173,10 +173,9 @@ def test_make_lab_serves_the_notebook_and_runs_its_cells(jupyter_environment, tm
         kernel_id = json.loads(body)["kernel"]["id"]
         channels = (f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels"
                     f"?session_id={uuid.uuid4().hex}")
-        # the set-up: the code cells up to the one that moves into the project folder
-        code = [cell.source for cell in served.cells if cell.cell_type == "code"]
-        last = next(index for index, source in enumerate(code) if "os.chdir(" in source)
-        printed = asyncio.run(execute(channels, token, "\n\n".join(code[:last + 1])
+        # the set-up cell (the first code cell) moves into the project folder
+        set_up = next(cell.source for cell in served.cells if cell.cell_type == "code")
+        printed = asyncio.run(execute(channels, token, set_up
                                       + "\nprint('project folder:', project_folder)"))
         assert printed == f"project folder: {ROOT}\n"
         printed = asyncio.run(execute(channels, token, "import os, sys\n"
