@@ -3,8 +3,9 @@
 #                   (writes the README's figures and GIFs under assets/generated/; progress
 #                   bars are off, as a saved bar shows only its last state; a learner's run
 #                   writes to outputs/, which git ignores)
-#   make test       build .venv if missing, then run the tests; the notebook is executed
-#                   once, in quick mode (small images, few steps)
+#   make test       build .venv if missing, then run the tests; the notebook is executed in
+#                   quick mode (small images, few steps), in one kernel: with other images,
+#                   then every cell again
 # For working on the project:
 #   make lab        open the notebook in JupyterLab, served from .venv to this machine only
 #                   (extra server options: make lab LAB_ARGS="--port=8899")
@@ -12,6 +13,7 @@
 #   make bench      the speed measurements and the classroom timings (about 12 minutes)
 #   make gallery    the README's 512 px gallery (about 10 minutes)
 #   make readme     render the README's tables from bench/results.json
+#   make venv       only build .venv;  make clean  remove it (and pytest's cache)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python

@@ -2140,9 +2140,10 @@ else:
 # **Checks.** At the shipped settings (`shipped_settings`, section 8) every check asserts
 # what the text claims; under any other settings it prints what it measured and the run
 # goes on. The test suite runs the notebook and compares the printed output of the cells
-# tagged `check-output` (the network, the hand-checked Gram matrix, gradcheck) with the
-# saved one. It also runs the cells tagged `definitions` (functions and the two images'
-# targets, no pictures) on their own, to test the functions the lesson defines.
+# tagged `check-output` (the network, the hand-checked Gram matrix, gradcheck, the Gram
+# matrix of a tiled map) with the saved one. It also runs the cells tagged `definitions`
+# (functions, the network, the two images and their targets; no optimisation run, no
+# timing) on their own, to test the functions the lesson defines.
 #
 # **Quick mode.** The tests set the environment variable `NST_QUICK=1`: tiny images and a
 # handful of steps, so the whole notebook runs in about a minute (the checks then report

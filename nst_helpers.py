@@ -390,8 +390,8 @@ def _find_gifsicle() -> str | None:
     return shutil.which("gifsicle")
 
 
-def _compress_gif(path: Path, colors: int | None, lossy: int) -> bool:
-    """Shrink a GIF in place with gifsicle. Returns False when the binary is missing.
+def _compress_gif(path: Path, colors: int | None, lossy: int) -> None:
+    """Shrink a GIF in place with gifsicle (left as it is when the binary is missing).
 
     We call the binary directly rather than through pygifsicle 1.1.0, which always adds
     `--colors` (256 unless told) after the input file, overriding the colours asked for,
@@ -400,12 +400,11 @@ def _compress_gif(path: Path, colors: int | None, lossy: int) -> bool:
     """
     binary = _find_gifsicle()
     if binary is None:
-        return False
+        return
     palette = [] if colors is None else ["--colors", str(colors)]   # None: each frame's own
     subprocess.run([binary, *palette, "--optimize=3", f"--lossy={lossy}",
                     "--no-warnings", str(path), "--output", str(path)],
                    check=True, capture_output=True)
-    return True
 
 
 def _best_palette(image: Image.Image) -> Image.Image:

@@ -30,13 +30,14 @@ import torch
 import torch.nn.functional as F
 
 import nst_helpers as helpers
-from bench import notebook as notebook_code
+from bench import notebook_tools
 from bench.measure import use_fastest_arithmetic
-from bench.readme import GALLERY_PAIRS as PAIRS
 
-ROOT = notebook_code.ROOT
+ROOT = notebook_tools.ROOT
 SIZE = 512
 STEPS = (300, 150, 60)          # coarse to fine: 128, 256 and 512 px
+PAIRS = [("tubingen", "starry_night"), ("tubingen", "the_scream"), ("tubingen", "shipwreck"),
+         ("tubingen", "composition_vii"), ("dog", "starry_night")]
 GALLERY = ROOT / "assets" / "generated" / "gallery"
 SHARED = ROOT.parent / "shared"
 REFERENCES = {"starry_night": "jcjohnson_tubingen_starry_night.png",
@@ -124,7 +125,7 @@ def main() -> None:
     arguments = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with tempfile.TemporaryDirectory() as scratch:    # the cells' own figures go nowhere
-        nb = notebook_code.definitions("float32", "contiguous", quick=False,
+        nb = notebook_tools.definitions("float32", "contiguous", quick=False,
                                        device_name=device, output_dir=Path(scratch))
         use_fastest_arithmetic(nb)
         GALLERY.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Speed measurements of the notebook's code, side by side in one run.
 
-Uses the notebook's own functions (its set-up and definition cells, bench/notebook.py), on
+Uses the notebook's own functions (its set-up and definition cells, bench/notebook_tools.py), on
 Tübingen + The Starry Night from assets/, and writes what it measures into
 bench/results.json (one key per measurement; `python -m bench.readme` then renders the
 README's tables from it) and comparison images under bench/.
@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 
 import nst_helpers as helpers
-from bench import notebook as notebook_code
+from bench import notebook_tools
 
-ROOT = notebook_code.ROOT
+ROOT = notebook_tools.ROOT
 BENCH = ROOT / "bench"
 RESULTS = BENCH / "results.json"
 CONTENT = ROOT / "assets" / "tubingen.jpg"
@@ -74,7 +74,7 @@ class Problem:
                                                         self.style_targets, steps,
                                                         self.nb["current_weights"](),
                                                         frame_every=frame_every)
-        sync(self.nb["device"])
+        self.nb["wait_for_device"]()
         self.frames = frames
         return image, history, time.perf_counter() - began
 
@@ -88,11 +88,6 @@ class Problem:
                                          self.nb["gram_matrix"]).item()
 
 
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def floor_seconds(nb: dict, image: torch.Tensor, repeats: int = 3, bfloat16: bool | None = None,
                   layout: str | None = None) -> float:
     """One forward + backward of the truncated VGG19 with respect to the input image: the
@@ -104,12 +99,12 @@ def floor_seconds(nb: dict, image: torch.Tensor, repeats: int = 3, bfloat16: boo
     times = []
     with nb["vgg_in_layout"](layout):                  # the default layout again afterwards
         for _ in range(repeats):
-            sync(nb["device"])
+            nb["wait_for_device"]()
             began = time.perf_counter()
             with torch.autocast(nb["device"].type, dtype=torch.bfloat16, enabled=bfloat16):
                 out = nb["vgg"](nb["caffe_preprocess"](x))
             out.float().sum().backward()
-            sync(nb["device"])
+            nb["wait_for_device"]()
             times.append(time.perf_counter() - began)
             x.grad = None
     return statistics.median(times)
@@ -165,16 +160,15 @@ def measure_peer(nb: dict, size: int = 256, steps: int = 100) -> dict:
     peer = run_pastiche(size, steps, pastiche_image)
     ours_image, ours_history, ours_seconds = problem.run(steps)
     # our loop in float32 too, to show how much of the gain is precision
-    nb["use_bfloat16"], saved = False, nb["use_bfloat16"]
-    fp32_image, fp32_history, fp32_seconds = problem.run(steps)
-    nb["use_bfloat16"] = saved
+    with notebook_tools.overriding(nb, use_bfloat16=False):
+        fp32_image, fp32_history, fp32_seconds = problem.run(steps)
     side_by_side([helpers.load_image(pastiche_image), ours_image],
                  [f"pastiche CLI: {peer['loop_s']:.0f} s loop, {peer['wall_s']:.0f} s wall",
                   f"this notebook: {ours_seconds:.0f} s"], BENCH / "pastiche_vs_notebook.jpg")
     difference = (fp32_image - ours_image).abs()
     side_by_side([fp32_image, ours_image],
                  [f"float32: {fp32_seconds:.0f} s, loss {min(fp32_history['total']):.4g}",
-                  f"bfloat16 autocast: {ours_seconds:.0f} s, "
+                  f"{nb['precision']}: {ours_seconds:.0f} s, "
                   f"loss {min(ours_history['total']):.4g}"],
                  BENCH / "float32_vs_bfloat16.jpg")
     result = {
@@ -271,19 +265,16 @@ def measure_layout(nb: dict, size: int = 256, rounds: int = 2, steps: int = 100)
     the time per step, and the picture after `steps` steps (the layout changes the order of
     the sums, not the maths)."""
     problem = Problem(nb, size)
-    chosen_layout = nb["chosen_layout"]
-    layouts = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
-    timings = {name: [] for name in layouts}
+    timings = {name: [] for name in nb["layouts"]}
     for _ in range(rounds):
-        for name in layouts:
-            nb["chosen_layout"] = name            # stylise_fast switches VGG for each run
-            timings[name].append(step_seconds(problem))
+        for name in nb["layouts"]:       # stylise_fast switches VGG to chosen_layout per run
+            with notebook_tools.overriding(nb, chosen_layout=name):
+                timings[name].append(step_seconds(problem))
     pictures = {}
-    for name in layouts:
-        nb["chosen_layout"] = name                # stylise_fast switches VGG for each run
-        image, history, seconds = problem.run(steps)
+    for name in nb["layouts"]:
+        with notebook_tools.overriding(nb, chosen_layout=name):
+            image, history, seconds = problem.run(steps)
         pictures[name] = (image, min(history["total"]), seconds)
-    nb["chosen_layout"] = chosen_layout
     side_by_side([picture[0] for picture in pictures.values()],
                  [f"{name}: {steps} steps, {seconds:.0f} s, loss {loss:.4g}"
                   for name, (_, loss, seconds) in pictures.items()],
@@ -298,18 +289,16 @@ def measure_layout(nb: dict, size: int = 256, rounds: int = 2, steps: int = 100)
             "channels_last_speedup": round(contiguous / last, 3),
             "steps": steps, "channels_last_vs_contiguous_loss_ratio": round(loss_ratio, 4),
             "mean_abs_pixel_difference_255": round(difference * 255, 2),
-            "default": chosen_layout}
+            "default": nb["chosen_layout"]}
 
 
 def measure_precision_speed(nb: dict, size: int = 256, rounds: int = 2) -> dict:
     problem = Problem(nb, size)
-    saved = nb["use_bfloat16"]
     timings = {"float32": [], "bfloat16": []}
     for _ in range(rounds):
         for name in timings:
-            nb["use_bfloat16"] = name == "bfloat16"
-            timings[name].append(step_seconds(problem))
-    nb["use_bfloat16"] = saved
+            with notebook_tools.overriding(nb, use_bfloat16=name == "bfloat16"):
+                timings[name].append(step_seconds(problem))
     fp32, bf16 = statistics.median(timings["float32"]), statistics.median(timings["bfloat16"])
     print(f"  step float32 {fp32:.3f} s, bfloat16 {bf16:.3f} s: {fp32 / bf16:.2f}x")
     return {"size": size, "float32_step_s": round(fp32, 4), "bfloat16_step_s": round(bf16, 4),
@@ -348,21 +337,19 @@ def measure_steps_needed(nb: dict, size: int = 256, steps: int = 300,
 
 def measure_device_run(nb: dict, size: int = 512, steps: int = 300,
                        figure_dir: Path = BENCH) -> dict:
-    """The issue's GPU figure: one run of `steps` steps at `size` px from the photo on the
+    """The GPU figure: one run of `steps` steps at `size` px from the photo on the
     namespace's device, in float32 (the notebook's GPU default) and under bfloat16 autocast,
     after a short warm-up (cuDNN picks its algorithms, the allocator fills its cache)."""
     problem = Problem(nb, size)
-    saved = nb["use_bfloat16"]
     runs, pictures = {}, []
     for precision in ("float32", "bfloat16"):
-        nb["use_bfloat16"] = precision == "bfloat16"
-        problem.run(3)
-        image, history, seconds = problem.run(steps)
+        with notebook_tools.overriding(nb, use_bfloat16=precision == "bfloat16"):
+            problem.run(3)
+            image, history, seconds = problem.run(steps)
         runs[precision] = {"seconds": round(seconds, 3), "final_loss": min(history["total"]),
                            "evaluations": len(history["total"])}
         pictures.append(image)
         print(f"  {precision}: {steps} steps at {size} px in {seconds:.2f} s")
-    nb["use_bfloat16"] = saved
     name = torch.cuda.get_device_name() if nb["device"].type == "cuda" else str(nb["device"])
     side_by_side(pictures, [f"{precision} on {name}: {run['seconds']:.1f} s, loss "
                             f"{run['final_loss']:.4g}" for precision, run in runs.items()],
@@ -379,9 +366,9 @@ def measure_peak_memory(precision: str, memory_layout: str, size: int = 512,
     runs the fast loop for `steps` steps at `size` px (MB)."""
     script = textwrap.dedent(f"""
         import resource
-        from bench import notebook
-        nb = notebook.definitions({precision!r}, {memory_layout!r}, quick=False,
-                                  image_size={size}, device_name="cpu")
+        from bench import notebook_tools
+        nb = notebook_tools.definitions({precision!r}, {memory_layout!r}, quick=False,
+                                        image_size={size}, device_name="cpu")
         nb["stylise_fast"](nb["content_image"], nb["content_targets"], nb["style_targets"],
                            {steps}, nb["current_weights"]())
         print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -440,7 +427,7 @@ def main() -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if parts - {"gpu"}:
         with tempfile.TemporaryDirectory(prefix="nst-measure-") as scratch:
-            nb = notebook_code.definitions("float32", "contiguous", quick=False,
+            nb = notebook_tools.definitions("float32", "contiguous", quick=False,
                                            device_name="cpu", output_dir=Path(scratch))
             precision, layout = use_fastest_arithmetic(nb, arguments.precision,
                                                        arguments.memory_layout)
@@ -450,7 +437,7 @@ def main() -> None:
     if "gpu" in parts:
         print("7. GPU: 512 px x 300 steps")
         with tempfile.TemporaryDirectory(prefix="nst-measure-") as scratch:
-            results["gpu"] = measure_device_run(notebook_code.definitions(
+            results["gpu"] = measure_device_run(notebook_tools.definitions(
                 "float32", "contiguous", quick=False, device_name="cuda",
                 output_dir=Path(scratch)))
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")

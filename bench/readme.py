@@ -20,11 +20,10 @@ import ast
 import json
 import re
 import sys
-from pathlib import Path
 
-from bench import notebook as notebook_code
+from bench import notebook_tools
 
-ROOT = notebook_code.ROOT
+ROOT = notebook_tools.ROOT
 README = ROOT / "README.md"
 RESULTS = ROOT / "bench" / "results.json"
 DEPENDENCIES = ROOT / "bench" / "dependencies.json"
@@ -35,9 +34,6 @@ BLOCK = re.compile(r"(<!-- begin (\w+): python -m bench\.readme -->\n)(.*?)(<!--
 FIRST_PICTURE_TARGET_SECONDS = 45
 CELL_TARGET_SECONDS = 60
 CLASSROOM_NOTEBOOK_TARGET_SECONDS = 360
-GALLERY_PAIRS = [("tubingen", "starry_night"), ("tubingen", "the_scream"),
-                 ("tubingen", "shipwreck"), ("tubingen", "composition_vii"),
-                 ("dog", "starry_night")]
 TITLES = {"tubingen": "Tübingen", "dog": "dog", "starry_night": "The Starry Night",
           "the_scream": "The Scream", "shipwreck": "The Shipwreck of the Minotaur",
           "composition_vii": "Composition VII"}
@@ -58,8 +54,9 @@ def gallery(results: dict, dependencies: dict) -> str:
     lines = ["| photo | painting | result (512 px) | seconds | palette distance "
              "(reference) | content loss (reference) | colour speckle (photo) |",
              "|---|---|---|---|---|---|---|"]
-    for content, style in GALLERY_PAIRS:
-        name = f"{content}_{style}"
+    for name in seconds:                             # in the order bench/gallery.py paints
+        content, style = next((content, name[len(content) + 1:]) for content in TITLES
+                              if name.startswith(f"{content}_"))
         figures, reference = quality[name], references.get(name)
         palette = f"{figures['palette_to_style']:.1f}" + (
             f" ({reference['palette_to_style']:.1f})" if reference else "")
@@ -79,12 +76,12 @@ def gallery(results: dict, dependencies: dict) -> str:
 SIZES_AND_STEPS = ["image_size", "paint_size", "num_steps", "noise_steps", "paint_steps"]
 
 
-def quick_mode_values(notebook: Path | None = None) -> dict:
+def quick_mode_values() -> dict:
     """The sizes and steps the settings cell sets in quick mode (`if quick := ...:` followed
-    by one tuple assignment), read from the first definitions cell after the parameters cell."""
-    cells = notebook_code.code_cells(notebook)
+    by one tuple assignment), read from the cell after the parameters cell."""
+    cells = notebook_tools.code_cells()
     index = next(i for i, cell in enumerate(cells)
-                 if notebook_code.PARAMETERS_TAG in notebook_code.tags(cell))
+                 if notebook_tools.PARAMETERS_TAG in notebook_tools.tags(cell))
     for node in ast.walk(ast.parse(cells[index + 1].source)):
         if isinstance(node, ast.If) and isinstance(node.test, ast.NamedExpr) \
                 and node.test.target.id == "quick":
@@ -105,12 +102,12 @@ def defaults_row(values: dict) -> tuple[str, str]:
     return sizes, steps
 
 
-def how_long(results: dict, dependencies: dict, notebook: Path | None = None) -> str:
+def how_long(results: dict, dependencies: dict) -> str:
     machine, steps = results["machine"], results["floor_and_step"]
     whole = results["notebook_default_seconds"]
-    cpu = defaults_row(notebook_code.parameter_values(notebook, device="cpu"))
-    cuda = defaults_row(notebook_code.parameter_values(notebook, device="cuda"))
-    quick = defaults_row(quick_mode_values(notebook))
+    cpu = defaults_row(notebook_tools.parameter_values(device="cpu"))
+    cuda = defaults_row(notebook_tools.parameter_values(device="cuda"))
+    quick = defaults_row(quick_mode_values())
     if "gpu" in results:
         gpu = results["gpu"]
         gpu_time = (f"{gpu['size']} px x {gpu['steps']} steps of the fast loop: "
@@ -121,8 +118,9 @@ def how_long(results: dict, dependencies: dict, notebook: Path | None = None) ->
         "| | image size, Parts I and II | steps (from photo / from noise, coarse to fine) "
         "| whole notebook |",
         "|---|---|---|---|",
-        f"| {machine['cores']}-core CPU (this project's machines), the fast loop in "
-        f"{results['fast_loop_arithmetic']} | {cpu[0]}; the grids of Part III at 128-160 px "
+        "| 2-core CPU of the committed run (its fast loop measured "
+        f"{results['fast_loop_arithmetic']} fastest) | {cpu[0]}; the grids of Part III at "
+        "128-160 px "
         f"| {cpu[1]} | **{whole:.0f} s** ({minutes_and_seconds(whole)}), the committed run |",
         f"| quick mode, as the tests run it | {quick[0]} | {quick[1]} "
         f"| {results['notebook_quick_seconds']:.0f} s |",
@@ -130,15 +128,18 @@ def how_long(results: dict, dependencies: dict, notebook: Path | None = None) ->
     ]
     cost = (f"One step (a forward and backward pass of VGG19 up to `relu5_1`, plus the losses) "
             f"costs about {steps['256']['step_s']:.2f} s at 256 px and "
-            f"{steps['512']['step_s']:.2f} s at 512 px on the project's {machine['cores']}-core "
-            f"{machine['cpu']} with bfloat16 autocast "
-            f"({results['precision']['float32_step_s']:.2f} s at 256 px in float32).")
+            f"{steps['512']['step_s']:.2f} s at 512 px in {results['precision']['default']} "
+            f"on the {machine['cores']}-core {machine['cpu']} that ran `make bench` "
+            f"({results['precision']['float32_step_s']:.2f} s at 256 px in float32, "
+            f"{results['precision']['bfloat16_step_s']:.2f} s in bfloat16). Machines differ: "
+            "one without bfloat16 units runs bfloat16 tens of times slower, and the notebook "
+            "then measures float32 faster (sections 13 and 14 print what they chose).")
     parts = ["\n".join(rows), classroom_table(results), cost]
     if "test_session" in results:
         session = results["test_session"]
         parts.append(f"`make test` took {session['pytest_seconds']:.0f} s, "
                      f"{session['ratio']} times one full run of the notebook at its defaults "
-                     f"timed just before it on the same machine "
+                     f"timed just after it on the same machine "
                      f"({session['notebook_full_run_seconds']:.0f} s, kernel start included); "
                      f"it executed the notebook {session['notebook_executions']} times, in "
                      "quick mode (`bench/timings.py --test-session`).")
@@ -165,7 +166,8 @@ def classroom_table(results: dict) -> str:
         "| first picture on screen (end of the cell tagged `first-picture`) | "
         f"{results['first_picture_seconds']:.0f} s | <= {FIRST_PICTURE_TARGET_SECONDS} s |",
         f"| Part I (up to the \"Part II\" heading) | {results['part1_seconds']:.0f} s | |",
-        f"| slowest cell (cell {slowest['index']}: {table_code(slowest['first_line'])}) | "
+        f"| slowest cell (code cell {slowest['code_cell']}: "
+        f"{table_code(slowest['first_line'])}) | "
         f"{results['max_cell_seconds']:.0f} s | <= {CELL_TARGET_SECONDS} s |",
         "| whole notebook (first cell's start to last cell's end) | "
         f"{results['notebook_default_seconds']:.0f} s "
@@ -222,7 +224,8 @@ def performance(results: dict, dependencies: dict) -> str:
         ("bfloat16 speed-up per step (256 px)", f"{results['precision']['bfloat16_speedup']}",
          ""),
         ("bfloat16 / float32 final loss", f"{peer['bfloat16_vs_float32_loss_ratio']}", "~1"),
-        ("channels_last speed-up per step (256 px, vs contiguous; default)",
+        (f"channels_last speed-up per step (256 px, vs contiguous; default "
+         f"{results['layout']['default']})",
          f"{results['layout']['channels_last_speedup']}", ""),
         ("channels_last / contiguous final loss (100 steps)",
          f"{results['layout']['channels_last_vs_contiguous_loss_ratio']}", "~1"),

@@ -10,7 +10,7 @@
 Writes bench/results.json: the classroom timings (`notebook_default_seconds`, the first
 picture, Part I, the slowest cell: `make notebook`'s own run), and with --test-session
 `notebook_quick_seconds` and `test_session` (the test suite's seconds against one full
-notebook run at the defaults timed just before it, their ratio, and how many times the
+notebook run at the defaults timed just after it, their ratio, and how many times the
 suite executed the notebook). `python -m bench.readme` renders them into the README.
 """
 
@@ -25,9 +25,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from bench import notebook as notebook_code
+from bench import notebook_tools
 
-ROOT = notebook_code.ROOT
+ROOT = notebook_tools.ROOT
 RESULTS = ROOT / "bench" / "results.json"
 FIRST_PICTURE_TAG = "first-picture"
 PART_TWO = "Part II"
@@ -60,7 +60,7 @@ def classroom_timings(notebook_path: Path) -> dict:
         times = cell_start_and_end(cell)
         if times is None and source.strip():
             raise ValueError(f"{notebook_path}: cell {index} "
-                             f"(`{notebook_code.first_line(source)}`) has no execution "
+                             f"(`{notebook_tools.first_line(source)}`) has no execution "
                              "timestamps: execute the notebook first (make notebook)")
         if times is not None:
             timed.append({"index": index, "code_cell": code_number, "source": source,
@@ -89,13 +89,13 @@ def classroom_timings(notebook_path: Path) -> dict:
         return round((end - start).total_seconds(), 1)
 
     slowest = max(timed, key=lambda cell: cell["end"] - cell["start"])
-    printed = "".join(notebook_code.stream_text(cell) for cell in cells)
+    printed = "".join(notebook_tools.stream_text(cell) for cell in cells)
     chosen = re.findall(r"^the fast loop will use (\w+)", printed, re.MULTILINE)
     return {"fast_loop_arithmetic": ", ".join(chosen) or "not printed",
             "notebook_default_seconds": seconds(began, timed[-1]["end"]),
             "max_cell_seconds": seconds(slowest["start"], slowest["end"]),
             "slowest_cell": {"index": slowest["index"], "code_cell": slowest["code_cell"],
-                             "first_line": notebook_code.first_line(slowest["source"])},
+                             "first_line": notebook_tools.first_line(slowest["source"])},
             "first_picture_seconds": seconds(began, picture["end"]),
             "part1_seconds": seconds(began, part_one[-1]["end"])}
 
@@ -112,7 +112,7 @@ def time_notebook(quick: bool) -> float:
         subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook",
                         "--execute", "--output-dir", scratch, "--output", "executed",
                         "--ExecutePreprocessor.timeout=-1",
-                        "--ExecutePreprocessor.kernel_name=python3", str(notebook_code.NOTEBOOK)],
+                        "--ExecutePreprocessor.kernel_name=python3", str(notebook_tools.NOTEBOOK)],
                        env=environment, check=True, capture_output=True, cwd=ROOT)
         seconds = time.perf_counter() - began
     print(f"  whole notebook ({'quick mode' if quick else 'defaults'}): {seconds:.0f} s")
@@ -143,7 +143,7 @@ def main() -> None:
                         help="also time the notebook at its defaults, in quick mode, and the tests")
     arguments = parser.parse_args()
     try:
-        timings = classroom_timings(notebook_code.NOTEBOOK)
+        timings = classroom_timings(notebook_tools.NOTEBOOK)
     except ValueError as error:
         parser.error(str(error))
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}

@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 import nst_helpers as helpers
-from bench import notebook as notebook_code
+from bench import notebook_tools
 from bench.measure import floor_seconds
 
-ROOT = notebook_code.ROOT
+ROOT = notebook_tools.ROOT
 RESULTS = ROOT / "bench" / "results.json"
 
 VARIANTS = {
@@ -54,7 +54,7 @@ def run_variant(parameters: dict, scratch: Path, quick: bool,
                 notebook: Path | None = None) -> dict:
     """papermill `notebook` (the lesson unless given) with `parameters` into `scratch`; what
     happened."""
-    notebook = notebook or notebook_code.NOTEBOOK
+    notebook = notebook or notebook_tools.NOTEBOOK
     outputs = scratch / "outputs"
     command = [sys.executable, "-m", "papermill", str(notebook),
                str(scratch / "executed.ipynb"), "--cwd", str(ROOT),
@@ -91,7 +91,7 @@ def floor_pass_seconds(size: int = 256, repeats: int = 5) -> float:
     """The least work one optimisation step does: one forward and backward pass of VGG19 up
     to relu5_1 at `size` px, float32, default layout (measure.floor_seconds, on the
     notebook's definitions)."""
-    nb = notebook_code.definitions("float32", "contiguous", quick=False, device_name="cpu")
+    nb = notebook_tools.definitions("float32", "contiguous", quick=False, device_name="cpu")
     image = helpers.load_image(ROOT / "assets" / "tubingen.jpg", max_size=size)
     return floor_seconds(nb, image, repeats=repeats)
 

@@ -1,7 +1,7 @@
 """What several test modules share: a small test picture, the notebook's definitions, and
 the test session's one run of the notebook.
 
-`nb` is the notebook's set-up and definition cells run in this process (bench.notebook),
+`nb` is the notebook's set-up and definition cells run in this process (bench.notebook_tools),
 in quick mode, on the CPU, with a GPU's arithmetic: float32 and the default memory layout.
 Tests that change a name in it do so with monkeypatch.setitem, which puts it back.
 
@@ -26,7 +26,7 @@ from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 from PIL import Image
 
-from bench import notebook as notebook_code
+from bench import notebook_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "assets"
@@ -42,7 +42,7 @@ def gradient_rgb() -> Image.Image:
 
 @pytest.fixture(scope="session")
 def nb(tmp_path_factory) -> dict:
-    return notebook_code.definitions(precision="float32", memory_layout="contiguous",
+    return notebook_tools.definitions(precision="float32", memory_layout="contiguous",
                                      device_name="cpu",
                                      output_dir=tmp_path_factory.mktemp("definitions"))
 
@@ -100,17 +100,17 @@ def rerun_cells(notebook) -> tuple[str, ...]:
 @pytest.fixture(scope="session")
 def notebook_run(tmp_path_factory, readme_papermill_command, notebook_executions) -> dict:
     scratch = tmp_path_factory.mktemp("notebook-run")
-    committed = nbformat.read(notebook_code.NOTEBOOK, as_version=4)
+    committed = nbformat.read(notebook_tools.NOTEBOOK, as_version=4)
     as_committed = copy.deepcopy(committed)
     parameters = papermill_parameters(readme_papermill_command)
     parameters["output_dir"] = str(scratch / "papermill-outputs")   # not the README's folder
-    with_parameters = parameterize_notebook(load_notebook_node(str(notebook_code.NOTEBOOK)),
+    with_parameters = parameterize_notebook(load_notebook_node(str(notebook_tools.NOTEBOOK)),
                                             parameters)     # papermill's own loader and code
     environment = dict(os.environ, NST_QUICK="1", TQDM_DISABLE="1", MPLBACKEND="Agg",
                        NST_OUTPUT_DIR=str(scratch / "outputs"),
                        JUPYTER_DATA_DIR=str(scratch / "jupyter-data"))
     before = fingerprint(ASSETS), sorted(path.name for path in ROOT.iterdir())
-    outcome = notebook_code.execute([with_parameters, as_committed], ROOT, environment,
+    outcome = notebook_tools.execute([with_parameters, as_committed], ROOT, environment,
                                     then=rerun_cells(committed))
     after = fingerprint(ASSETS), sorted(path.name for path in ROOT.iterdir())
     notebook_executions += ["quick mode, README's papermill parameters",

@@ -12,8 +12,7 @@ import nbformat
 import pytest
 import torch
 
-from bench import gallery, measure, readme, timings, variants
-from bench import notebook as notebook_code
+from bench import gallery, measure, notebook_tools, readme, timings, variants
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = json.loads((ROOT / "bench" / "results.json").read_text())
@@ -82,12 +81,12 @@ def test_a_changed_result_makes_its_block_stale():
 def test_the_how_long_table_reads_the_notebook_it_is_given(tmp_path, monkeypatch):
     """The sizes and steps come from the parameters cell and the quick-mode line of the
     notebook at the time of the call (a default bound at definition time once ignored this)."""
-    text = notebook_code.SCRIPT.read_text()
+    text = notebook_tools.SCRIPT.read_text()
     smaller = tmp_path / "nst.py"
     smaller.write_text(text.replace("image_size = 512 if on_gpu else 192",
                                     "image_size = 512 if on_gpu else 144")
                        .replace("= 96, 96, 20, 30, (12, 8)", "= 64, 96, 20, 30, (12, 8)"))
-    monkeypatch.setattr(notebook_code, "SCRIPT", smaller)
+    monkeypatch.setattr(notebook_tools, "SCRIPT", smaller)
     rendered = readme.how_long(RESULTS, DEPENDENCIES)
     assert "| 144 px (Part III's `paint`: 128 px, then 256 px)" in rendered
     assert "| quick mode, as the tests run it | 64 px" in rendered
@@ -170,7 +169,7 @@ def test_timings_merge_into_the_results_and_run_nothing(tmp_path, monkeypatch):
     results = tmp_path / "results.json"
     results.write_text(json.dumps({**RESULTS, "kept": "yes"}))
     monkeypatch.setattr(timings, "RESULTS", results)
-    monkeypatch.setattr(notebook_code, "NOTEBOOK", lesson(tmp_path))
+    monkeypatch.setattr(notebook_tools, "NOTEBOOK", lesson(tmp_path))
     monkeypatch.setattr(timings, "time_notebook", lambda **kwargs: pytest.fail("ran"))
     monkeypatch.setattr(timings.sys, "argv", ["timings.py"])
     timings.main()
@@ -199,15 +198,27 @@ def test_timing_the_notebook_leaves_nothing_in_the_project(monkeypatch):
     assert seen["notebooks"] == before
     command = seen["command"]
     assert command[1:5] == ["-m", "jupyter", "nbconvert", "--to"] and "--execute" in command
-    assert Path(command[-1]) == notebook_code.NOTEBOOK
+    assert Path(command[-1]) == notebook_tools.NOTEBOOK
     output_dir = Path(command[command.index("--output-dir") + 1])
     assert not output_dir.is_relative_to(ROOT) and not output_dir.exists()
     assert seen["env"]["NST_OUTPUT_DIR"] == str(output_dir) and seen["env"]["NST_QUICK"] == "1"
     assert notebooks_in_the_project() == before
 
 
-def test_the_test_sessions_count_of_notebook_executions_is_read_from_pytest():
-    printed = "....\nnotebook executions this session: 2 (quick mode, ...)\n3 passed in 9s"
+def test_the_test_sessions_count_of_notebook_executions_is_read_from_pytest(request,
+                                                                            monkeypatch):
+    """What tests/conftest.py prints at the end of a session is what bench/timings.py reads."""
+    (tests_conftest,) = [plugin for plugin in request.config.pluginmanager.get_plugins()
+                         if getattr(plugin, "__file__", "").endswith("tests/conftest.py")]
+    lines = []
+
+    class Reporter:
+        def write_line(self, line):
+            lines.append(line)
+
+    monkeypatch.setattr(tests_conftest, "NOTEBOOK_EXECUTIONS", ["one pass", "another pass"])
+    tests_conftest.pytest_terminal_summary(Reporter())
+    printed = "....\n" + "\n".join(lines) + "\n3 passed in 9s"
     assert timings.EXECUTIONS_LINE.search(printed).group(1) == "2"
 
 

@@ -4,19 +4,19 @@ as papermill and the tests need, its checks tied to its parameters, its GIFs and
 README's pictures in place. And a fresh kernel started elsewhere finds the project."""
 
 import json
+import os
 import re
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 import nst_helpers as H
-from bench import notebook as notebook_code
+from bench import notebook_tools
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = notebook_code.NOTEBOOK
+NOTEBOOK = notebook_tools.NOTEBOOK
 GENERATED = ROOT / "assets" / "generated"
 
 
@@ -44,7 +44,7 @@ def test_committed_notebook_is_small():
 
 
 def test_parameters_cell_is_tagged_for_papermill():
-    values = notebook_code.parameter_values(NOTEBOOK)
+    values = notebook_tools.parameter_values(NOTEBOOK)
     for name in ("content_path", "style_path", "image_size", "paint_size", "num_steps",
                  "style_weight", "seed", "device_name", "precision", "memory_layout"):
         assert name in values, name
@@ -59,7 +59,7 @@ def test_paired_python_script_matches_the_notebook():
     """neural_style_transfer.py is the reviewable twin of the notebook: same cells, with
     the same tags (papermill finds its parameters cell by its tag, the tests and bench/ the
     definitions by theirs)."""
-    script = cells_with_tags(notebook_code.SCRIPT)
+    script = cells_with_tags(notebook_tools.SCRIPT)
     assert script == cells_with_tags(NOTEBOOK), \
         "run: jupytext --sync neural_style_transfer.ipynb"
 
@@ -67,12 +67,12 @@ def test_paired_python_script_matches_the_notebook():
 def test_the_checks_assert_at_exactly_the_shipped_cpu_parameters(nb):
     """`check` asserts when the parameters are `shipped_settings`: those must be the
     parameters cell's own CPU values, or the asserts would never (or always) fire."""
-    cpu = notebook_code.parameter_values(NOTEBOOK, device="cpu")
+    cpu = notebook_tools.parameter_values(NOTEBOOK, device="cpu")
     shipped = nb["shipped_settings"]
     assert shipped == {name: cpu[name] for name in shipped}
     assert {"content_path", "style_path", "image_size", "num_steps", "style_weight",
             "tv_weight", "content_weight", "paint_size", "paint_steps"} <= set(shipped)
-    assert notebook_code.parameter_values(NOTEBOOK, device="cuda")["image_size"] == 512
+    assert notebook_tools.parameter_values(NOTEBOOK, device="cuda")["image_size"] == 512
 
 
 def test_a_check_asserts_at_the_shipped_settings_and_reports_under_others(nb, capsys,
@@ -113,22 +113,22 @@ def test_readme_pictures_point_at_existing_files():
     assert [target for target in targets if not (ROOT / target).is_file()] == []
 
 
-def test_a_fresh_kernel_started_in_another_folder_finds_the_project():
+def test_a_fresh_kernel_started_in_another_folder_finds_the_project(tmp_path):
     """The set-up cell walks up to the project folder: started in tests/, the cells up to the
     network's weights find nst_helpers, the images and the weights."""
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     cells = []
     for cell in notebook.cells:
-        tags = cell.get("metadata", {}).get("tags", [])
+        tags = notebook_tools.tags(cell)
         if cell.cell_type == "code" and {"parameters", "definitions"} & set(tags):
             cells.append(cell)
-            if notebook_code.CHECK_OUTPUT_TAG in tags:          # the network, with its weights
+            if notebook_tools.CHECK_OUTPUT_TAG in tags:          # the network, with its weights
                 break
     notebook.cells = cells + [nbformat.v4.new_code_cell(
         'print("working in", Path.cwd(), "content:", tuple(content_image.shape))')]
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT / "tests")}})
-    client.execute()
-    printed = "".join(notebook_code.stream_text(cell) for cell in notebook.cells)
+    outcome = notebook_tools.execute([notebook], ROOT / "tests",
+                                     dict(os.environ, JUPYTER_DATA_DIR=str(tmp_path)))
+    assert outcome["failures"] == []
+    printed = "".join(notebook_tools.stream_text(cell) for cell in notebook.cells)
     assert f"working in {ROOT} content: (1, 3," in printed
     assert "(conv5_4): Conv2d(512, 512" in printed

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 import nst_helpers as H
-from bench import notebook as notebook_code
+from bench import notebook_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_every_cell_runs_with_other_images_then_again_as_committed(notebook_run):
     assert notebook_run["failures"] == [], \
-        "cells that fail:\n" + notebook_code.describe(notebook_run["failures"])
+        "cells that fail:\n" + notebook_tools.describe(notebook_run["failures"])
     for notebook in notebook_run["passes"]:
         counts = [cell.execution_count for cell in notebook.cells
                   if cell.cell_type == "code" and cell.source.strip()]
@@ -42,8 +42,8 @@ def test_the_device_independent_outputs_are_the_committed_ones(notebook_run):
     assert notebook_run["failures"] == []
     committed, executed = notebook_run["committed"], notebook_run["passes"][1]
     assert len([cell for cell in committed.cells
-                if notebook_code.CHECK_OUTPUT_TAG in notebook_code.tags(cell)]) >= 4
-    assert notebook_code.output_mismatches(committed, executed) == []
+                if notebook_tools.CHECK_OUTPUT_TAG in notebook_tools.tags(cell)]) >= 4
+    assert notebook_tools.output_mismatches(committed, executed) == []
 
 
 def test_a_headless_run_uses_the_given_images_and_names_its_pictures_after_them(notebook_run):
@@ -85,7 +85,7 @@ def test_after_a_change_a_later_cell_uses_it_or_says_what_to_run(notebook_run):
 
 
 def printed(notebook) -> str:
-    return "".join(notebook_code.stream_text(cell) for cell in notebook.cells
+    return "".join(notebook_tools.stream_text(cell) for cell in notebook.cells
                    if cell.cell_type == "code")
 
 

@@ -1,4 +1,4 @@
-"""bench/notebook.py, on tiny notebooks: the definitions loader (tags, papermill-like
+"""bench/notebook_tools.py, on tiny notebooks: the definitions loader (tags, papermill-like
 overrides, explicit precision), the cell-by-cell runner of the re-run pass, and the output
 comparison of the cells tagged `check-output`. Each check is shown able to fail."""
 
@@ -8,7 +8,7 @@ import nbformat
 import pytest
 import torch
 
-from bench import notebook as notebook_code
+from bench import notebook_tools
 
 TAGGED = """# %% tags=["parameters"]
 size = 1
@@ -35,7 +35,7 @@ def write(tmp_path, text):
 
 
 def load(path, **parameters):
-    return notebook_code.definitions("float32", "contiguous", notebook=path, **parameters)
+    return notebook_tools.definitions("float32", "contiguous", notebook=path, **parameters)
 
 
 def test_definitions_run_only_the_tagged_cells_with_the_overrides(tmp_path):
@@ -47,9 +47,9 @@ def test_definitions_run_only_the_tagged_cells_with_the_overrides(tmp_path):
 
 def test_precision_and_layout_must_be_given(tmp_path):
     with pytest.raises(ValueError, match="precision=None: pass one of"):
-        notebook_code.definitions(None, "contiguous", notebook=write(tmp_path, TAGGED))
+        notebook_tools.definitions(None, "contiguous", notebook=write(tmp_path, TAGGED))
     with pytest.raises(ValueError, match="memory_layout='fast'"):
-        notebook_code.definitions("float32", "fast", notebook=write(tmp_path, TAGGED))
+        notebook_tools.definitions("float32", "fast", notebook=write(tmp_path, TAGGED))
 
 
 def test_a_notebook_without_exactly_one_parameters_cell_is_an_error(tmp_path):
@@ -66,8 +66,8 @@ def test_an_unknown_parameter_is_an_error(tmp_path):
 
 def test_parameter_values_reads_each_devices_value(tmp_path):
     path = write(tmp_path, TAGGED.replace("size = 1", "size = 512 if on_gpu else 192"))
-    assert notebook_code.parameter_values(path)["size"] == 192
-    assert notebook_code.parameter_values(path, device="cuda")["size"] == 512
+    assert notebook_tools.parameter_values(path)["size"] == 192
+    assert notebook_tools.parameter_values(path, device="cuda")["size"] == 512
 
 
 def test_the_notebooks_definitions_run_no_picture_and_measure_nothing(monkeypatch):
@@ -78,7 +78,7 @@ def test_the_notebooks_definitions_run_no_picture_and_measure_nothing(monkeypatc
     monkeypatch.setattr(torch.nn.Conv2d, "forward",
                         lambda self, x, real=torch.nn.Conv2d.forward: (
                             calls.append(self.in_channels == 3) or real(self, x)))
-    names = notebook_code.definitions("bfloat16", "channels_last", device_name="cpu")
+    names = notebook_tools.definitions("bfloat16", "channels_last", device_name="cpu")
     assert (names["use_bfloat16"], names["chosen_layout"]) == (True, "channels_last")
     assert 0 < sum(calls) <= 6, f"{sum(calls)} passes through VGG19"
     for name in ("stylise", "stylise_fast", "paint", "check", "noise_like", "colour_speckle",
@@ -99,7 +99,7 @@ def toy_notebook(*sources, tags=None):
 
 
 def run_twice(notebook, tmp_path):
-    return notebook_code.execute([notebook, notebook], tmp_path, dict(os.environ),
+    return notebook_tools.execute([notebook, notebook], tmp_path, dict(os.environ),
                                  timeout=60)["failures"]
 
 
@@ -117,7 +117,7 @@ def test_a_cell_that_works_only_once_is_reported(tmp_path):
     ]
     assert "made_once" in failures[0]["evalue"]
     assert "pass 2, cell 3 (code cell 2) `import os`: FileExistsError: " in \
-        notebook_code.describe(failures)
+        notebook_tools.describe(failures)
     assert (tmp_path / "made_once").is_dir()              # the kernel ran in cwd
     assert [cell.execution_count for cell in notebook.cells if cell.cell_type == "code"] == \
         [6, 7, 8, 9, 10]                                   # the second pass went to the end
@@ -125,7 +125,7 @@ def test_a_cell_that_works_only_once_is_reported(tmp_path):
 
 def test_a_first_pass_failure_stops_and_is_reported(tmp_path):
     failures = run_twice(toy_notebook("undefined_name", "print('never reached')"), tmp_path)
-    assert notebook_code.describe(failures) == (
+    assert notebook_tools.describe(failures) == (
         "pass 1, cell 1 (code cell 0) `undefined_name`: "
         "NameError: name 'undefined_name' is not defined")
 
@@ -141,6 +141,6 @@ def test_a_changed_output_of_a_checked_cell_is_reported_and_only_that(tmp_path):
                                 notebook("net", "0.29 s", "True"),
                                 notebook("net", "0.29 s", "False"))
     for run in (committed, same, changed):
-        notebook_code.execute([run], tmp_path, dict(os.environ), timeout=60)
-    assert notebook_code.output_mismatches(committed, same) == []
-    assert notebook_code.output_mismatches(committed, changed) == ["code cell 2 `print('True')`"]
+        notebook_tools.execute([run], tmp_path, dict(os.environ), timeout=60)
+    assert notebook_tools.output_mismatches(committed, same) == []
+    assert notebook_tools.output_mismatches(committed, changed) == ["code cell 2 `print('True')`"]

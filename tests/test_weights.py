@@ -2,15 +2,11 @@
 told when the package or its file is missing or damaged."""
 
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 import nst_helpers as H
-
-ROOT = Path(__file__).resolve().parent.parent
-ASSETS = ROOT / "assets"
 
 
 def test_vgg19_weights_have_the_published_shapes():

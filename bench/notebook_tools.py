@@ -1,12 +1,13 @@
-"""The notebook seen from Python, for the tests and the other scripts in bench/.
+"""The notebook seen from Python, for the tests and the other jobs in bench/.
 
 - `definitions(...)` runs the notebook's set-up and definition cells (the code cells tagged
-  `parameters` or `definitions`) in this process and returns their names: the tests and the
-  benchmark call the very functions the lesson defines, not a copy of them. No picture is
-  made and nothing is measured on the way, so precision and memory layout are passed in.
+  `parameters` or `definitions`) in this process and returns their names: the tests and
+  bench/ call the very functions the lesson defines, not a copy of them. No optimisation
+  runs and nothing is timed on the way, so precision and memory layout are passed in.
 - `parameter_values(...)` reads the parameters cell's values without running anything.
 - `execute(...)` runs notebooks cell by cell in one kernel, pass after pass (the test suite's
   one run of the notebook, and its re-run pass).
+- `overriding(nb, ...)` changes names of a definitions namespace for the length of a block.
 """
 
 import ast
@@ -119,6 +120,18 @@ def definitions(precision: str, memory_layout: str, quick: bool = True,
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
     return namespace
+
+
+@contextlib.contextmanager
+def overriding(namespace: dict, **names):
+    """`namespace` with `names` set inside the `with` block, and as they were afterwards,
+    even after an error: `with overriding(nb, use_bfloat16=True): ...`."""
+    saved = {name: namespace[name] for name in names}
+    namespace.update(names)
+    try:
+        yield namespace
+    finally:
+        namespace.update(saved)
 
 
 def first_line(source: str) -> str:
