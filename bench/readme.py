@@ -142,7 +142,8 @@ def how_long(results: dict, dependencies: dict) -> str:
                      f"timed just after it on the same machine "
                      f"({session['notebook_full_run_seconds']:.0f} s, kernel start included); "
                      f"it executed the notebook {session['notebook_executions']} times, in "
-                     "quick mode (`bench/timings.py --test-session`).")
+                     "quick mode and in one kernel: with other images, then every cell again "
+                     "(`bench/timings.py --test-session`).")
     if "variants" in results:
         parts.append(variants_table(results))
     return "\n\n".join(parts)
@@ -180,8 +181,9 @@ def classroom_table(results: dict) -> str:
 def variants_table(results: dict) -> str:
     """Run All at full size as a class runs it (bench/variants.py), one row a variant."""
     rows = ["Run All as a class runs it, at full size on the CPU (`bench/variants.py`, one run "
-            "each; a check that does not hold under a variant's settings prints "
-            "`check not met` instead of stopping the run):", "",
+            "each, on the machine whose bare VGG19 pass is given below the table; a check that "
+            "does not hold under a variant's settings prints `check not met` instead of "
+            "stopping the run):", "",
             "| variant | parameters | finished | seconds | checks met | checks not met |",
             "|---|---|---|---|---|---|"]
     for name, run in results["variants"].items():
