@@ -22,6 +22,7 @@ import re
 import sys
 
 from bench import notebook_tools
+from bench.gallery import PAIRS as GALLERY_PAIRS
 
 ROOT = notebook_tools.ROOT
 README = ROOT / "README.md"
@@ -54,9 +55,8 @@ def gallery(results: dict, dependencies: dict) -> str:
     lines = ["| photo | painting | result (512 px) | seconds | palette distance "
              "(reference) | content loss (reference) | colour speckle (photo) |",
              "|---|---|---|---|---|---|---|"]
-    for name in seconds:                             # in the order bench/gallery.py paints
-        content, style = next((content, name[len(content) + 1:]) for content in TITLES
-                              if name.startswith(f"{content}_"))
+    for content, style in GALLERY_PAIRS:
+        name = f"{content}_{style}"
         figures, reference = quality[name], references.get(name)
         palette = f"{figures['palette_to_style']:.1f}" + (
             f" ({reference['palette_to_style']:.1f})" if reference else "")
