@@ -2,11 +2,14 @@
 the recoloured photo, section 25), with the notebook's weights, on the CPU unless a GPU is
 there.
 
-    .venv/bin/python -m bench.gallery                   # five pictures, about 10 minutes on 2 cores
+    .venv/bin/python -m bench.gallery                   # five pictures, 15 minutes on 2 cores
     .venv/bin/python -m bench.gallery --only the_scream # the pictures whose name contains it
+    .venv/bin/python -m bench.gallery --other           # three more pairs, to outputs/other_pairs
 
 Writes assets/generated/gallery/<photo>_<painting>.png, records each picture's seconds in
-bench/results.json as `gallery_512_seconds` (and its quality figures as `gallery_512_quality`),
+bench/results.json as `gallery_512_seconds` and as `gallery_512_floor_passes` (seconds over one
+bare VGG19 forward and backward pass at 512 px, timed in the same run), its quality figures as
+`gallery_512_quality` (palette distance, boldness, colour speckle and detail, content loss),
 and, where ../shared/reference holds a published jcjohnson/neural-style output of the same
 pair, a side-by-side sheet bench/gallery_vs_reference_<painting>.jpg. Then
 `python -m bench.readme` renders the README's gallery table from the results.
@@ -20,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,13 +35,16 @@ import torch.nn.functional as F
 
 import nst_helpers as helpers
 from bench import notebook_tools
-from bench.measure import use_fastest_arithmetic
+from bench.measure import floor_seconds, use_fastest_arithmetic
 
 ROOT = notebook_tools.ROOT
 SIZE = 512
-STEPS = (300, 150, 60)          # coarse to fine: 128, 256 and 512 px
+# coarse to fine: 128, 256 and 512 px, with the parameters cell's GPU steps
+STEPS = tuple(notebook_tools.parameter_values(device="cuda")["paint_steps"])
 PAIRS = [("tubingen", "starry_night"), ("tubingen", "the_scream"), ("tubingen", "shipwreck"),
          ("tubingen", "composition_vii"), ("dog", "starry_night")]
+OTHER_PAIRS = [("dog", "composition_vii"), ("soccer", "shipwreck"), ("golden_gate", "great_wave")]
+OTHER = ROOT / "outputs" / "other_pairs"      # untracked: checked, not shown
 GALLERY = ROOT / "assets" / "generated" / "gallery"
 SHARED = ROOT.parent / "shared"
 REFERENCES = {"starry_night": "jcjohnson_tubingen_starry_night.png",
@@ -56,6 +63,18 @@ def palette_distances(style: Path, content: Path, images: list[Path]) -> list[fl
     return [float(value) for value in re.findall(r"to style\s+([\d.]+)", printed)]
 
 
+def boldness(style: Path, images: list[Path]) -> list[tuple[float, float]] | None:
+    """The shared boldness tool's ratios to the painting (chroma's 90th percentile, mean
+    luminance gradient) for each image, or None where the tool is not beside the project."""
+    tool = SHARED / "tools" / "boldness.py"
+    if not tool.exists():
+        return None
+    printed = subprocess.run([sys.executable, str(tool), str(style), *map(str, images)],
+                             capture_output=True, text=True, check=True).stdout
+    rows = [line.split() for line in printed.splitlines()[2:]]
+    return [(float(row[-3]), float(row[-1])) for row in rows]
+
+
 def content_loss_at(nb: dict, image: torch.Tensor, content_path: Path) -> float:
     """The notebook's content loss (at its content layer, relu4_2) of `image` against the
     photo at the same size, in float32."""
@@ -71,23 +90,34 @@ def arithmetic(nb: dict) -> str:
     return f"{nb['precision']}, {nb['memory_layout']}"
 
 
-def paint_one(nb: dict, content: str, style: str) -> tuple[float, dict]:
+def figures_of(nb: dict, picture: torch.Tensor, path: Path, content_path: Path,
+               style_path: Path) -> dict:
+    photo = helpers.load_image(content_path, max_size=SIZE)
+    picture = picture.cpu()
+    quality = {"content_loss_512": float(f"{content_loss_at(nb, picture, content_path):.4g}"),
+               "colour_speckle": round(nb["colour_speckle"](picture), 4),
+               "photo_colour_speckle": round(nb["colour_speckle"](photo), 4),
+               "detail": round(nb["detail"](picture, photo), 3)}
+    palette = palette_distances(style_path, content_path, [path])
+    if palette:
+        quality["palette_to_style"] = palette[0]
+    bold = boldness(style_path, [path])
+    if bold:
+        quality["chroma_p90_ratio"], quality["gradient_ratio"] = bold[0]
+    return quality
+
+
+def paint_one(nb: dict, content: str, style: str, folder: Path = GALLERY) -> tuple[float, dict]:
     content_path = ROOT / "assets" / f"{content}.jpg"
     style_path = ROOT / "assets" / f"{style}.jpg"
     began = time.perf_counter()
     picture, _, _ = nb["paint"](content_path, style_path, SIZE, STEPS, nb["current_weights"](),
                              description=f"{content} x {style}")
     seconds = time.perf_counter() - began
-    path = GALLERY / f"{content}_{style}.png"
+    path = folder / f"{content}_{style}.png"
     path.unlink(missing_ok=True)               # the gallery's own output: replaced on purpose
     helpers.save_image(picture, path)
-    quality = {"content_loss_512": float(f"{content_loss_at(nb, picture, content_path):.4g}"),
-               "colour_speckle": round(nb["colour_speckle"](picture), 3),
-               "photo_colour_speckle": round(nb["colour_speckle"](
-                   helpers.load_image(content_path, max_size=SIZE)), 3)}
-    palette = palette_distances(style_path, content_path, [path])
-    if palette:
-        quality["palette_to_style"] = palette[0]
+    quality = figures_of(nb, picture, path, content_path, style_path)
     print(f"  {path.name}: {seconds:.0f} s, {quality}", flush=True)
     return round(seconds, 1), quality
 
@@ -104,13 +134,19 @@ def reference_sheet(nb: dict, style: str, quality: dict) -> dict | None:
                                  [reference_path, ours_path])
     figures = {"palette_to_style": palettes[0],
                "content_loss_512": float(f"{content_loss_at(nb, reference, content_path):.4g}"),
-               "colour_speckle": round(nb["colour_speckle"](reference), 3)}
+               "colour_speckle": round(nb["colour_speckle"](reference), 4),
+               "detail": round(nb["detail"](reference, helpers.load_image(content_path,
+                                                                          max_size=SIZE)), 3)}
+    bold = boldness(ROOT / "assets" / f"{style}.jpg", [reference_path])
+    if bold:
+        figures["chroma_p90_ratio"], figures["gradient_ratio"] = bold[0]
     ours = quality[f"tubingen_{style}"]
 
     def caption(who, values):
         return (f"{who}: palette distance {values['palette_to_style']:.1f}, "
                 f"content loss {values['content_loss_512']:.3g}, "
-                f"speckle {values['colour_speckle']:.2f}")
+                f"speckle {values['colour_speckle']:.3f}, "
+                f"boldness {values['chroma_p90_ratio']:.2f} / {values['gradient_ratio']:.2f}")
 
     helpers.show_images([helpers.load_image(ours_path), reference],
                         [caption("this notebook (paint, 512 px)", ours),
@@ -119,37 +155,61 @@ def reference_sheet(nb: dict, style: str, quality: dict) -> dict | None:
     return figures
 
 
+def floor_at_512(nb: dict) -> float:
+    """Seconds of one bare VGG19 forward and backward pass at 512 px (bench/measure.py's
+    floor), in the arithmetic the pictures are painted in."""
+    photo = helpers.load_image(ROOT / "assets" / "tubingen.jpg", max_size=SIZE).to(nb["device"])
+    return floor_seconds(nb, photo, repeats=3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="", help="paint only the pairs whose name contains this")
+    parser.add_argument("--other", action="store_true",
+                        help="paint the three other pairs instead, to outputs/other_pairs")
     arguments = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with tempfile.TemporaryDirectory() as scratch:    # the cells' own figures go nowhere
         nb = notebook_tools.definitions("float32", "contiguous", quick=False,
                                        device_name=device, output_dir=Path(scratch))
         use_fastest_arithmetic(nb)
-        GALLERY.mkdir(parents=True, exist_ok=True)
+        folder, pairs, prefix = ((OTHER, OTHER_PAIRS, "other_pairs_512") if arguments.other
+                                 else (GALLERY, PAIRS, "gallery_512"))
+        folder.mkdir(parents=True, exist_ok=True)
         results_path = ROOT / "bench" / "results.json"
         results = json.loads(results_path.read_text())
-        seconds = results.setdefault("gallery_512_seconds", {})
-        quality = results.setdefault("gallery_512_quality", {})
-        print(f"paint steps per level: {STEPS}, device {nb['device']} ({arithmetic(nb)})")
-        for content, style in PAIRS:
+        seconds = results.setdefault(f"{prefix}_seconds", {})
+        quality = results.setdefault(f"{prefix}_quality", {})
+        passes = results.setdefault(f"{prefix}_floor_passes", {})
+        floors = [floor_at_512(nb)]
+        print(f"paint steps per level: {STEPS}, device {nb['device']} ({arithmetic(nb)}), "
+              f"floor pass at 512 px {floors[0]:.2f} s")
+        painted = []
+        for content, style in pairs:
             name = f"{content}_{style}"
             if arguments.only in name:
-                seconds[name], quality[name] = paint_one(nb, content, style)
+                seconds[name], quality[name] = paint_one(nb, content, style, folder)
+                painted.append(name)
                 results_path.write_text(json.dumps(results, indent=2) + "\n")
-        references = results.setdefault("gallery_512_references", {})
-        for style in REFERENCES:
-            if f"tubingen_{style}" in quality and arguments.only in f"tubingen_{style}":
-                figures = reference_sheet(nb, style, quality)
-                if figures:
-                    references[f"tubingen_{style}"] = figures
-        results["gallery_512_settings"] = {"paint_steps": list(STEPS),
-                                           "style_weight": nb["current_weights"]()["style"],
-                                           "tv_weight": nb["current_weights"]()["tv"],
-                                           "machine": f"{os.cpu_count()} cores, {nb['device']}, "
-                                                      f"{arithmetic(nb)}"}
+        floors.append(floor_at_512(nb))             # before and after: the machine drifts
+        floor = statistics.mean(floors)
+        for name in painted:
+            passes[name] = round(seconds[name] / floor, 1)
+        print(f"floor pass at 512 px {floor:.2f} s (before {floors[0]:.2f}, after "
+              f"{floors[1]:.2f}); floor passes per picture: {[passes[n] for n in painted]}")
+        if not arguments.other:
+            references = results.setdefault("gallery_512_references", {})
+            for style in REFERENCES:
+                if f"tubingen_{style}" in quality and arguments.only in f"tubingen_{style}":
+                    figures = reference_sheet(nb, style, quality)
+                    if figures:
+                        references[f"tubingen_{style}"] = figures
+        results[f"{prefix}_settings"] = {"paint_steps": list(STEPS),
+                                         "style_weight": nb["current_weights"]()["style"],
+                                         "tv_weight": nb["current_weights"]()["tv"],
+                                         "floor_pass_512_seconds": round(floor, 3),
+                                         "machine": f"{os.cpu_count()} cores, {nb['device']}, "
+                                                    f"{arithmetic(nb)}"}
         results_path.write_text(json.dumps(results, indent=2) + "\n")
         print("results in bench/results.json; the README's table: python -m bench.readme")
 
