@@ -1817,7 +1817,7 @@ print(f"a relu5_1 feature sees {receptive_field} x {receptive_field} pixels of t
 # level a `stylise_fast` run at twice the size of the one before. It is what makes the
 # README's 512 px gallery (`make gallery` runs this very function: 128, 256 and 512 px
 # with 150, 75 and 30 steps, the parameters cell's GPU values; the README's gallery table
-# gives the seconds). After the levels comes one more step, the painting's whole palette,
+# gives the seconds of the run that painted the committed pictures). After the levels comes one more step, the painting's whole palette,
 # explained after the definition.
 
 # %% tags=["definitions"]
