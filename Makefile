@@ -11,7 +11,7 @@
 #                   (extra server options: make lab LAB_ARGS="--port=8899")
 #   make test-all   the tests, with the slow ones (full papermill runs, 512 px GIFs)
 #   make bench      the speed measurements and the classroom timings (about 12 minutes)
-#   make gallery    the README's 512 px gallery (about 10 minutes)
+#   make gallery    the README's 512 px gallery (about 15 minutes on 2 cores)
 #   make readme     render the README's tables from bench/results.json
 #   make venv       only build .venv;  make clean  remove it (and pytest's cache)
 PYTHON ?= python3

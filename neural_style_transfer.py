@@ -127,7 +127,7 @@ image_size = 512 if on_gpu else 192          # longest side in Parts I and II
 num_steps = 300 if on_gpu else 120           # optimisation steps (section 8), from the photo
 noise_steps = 500 if on_gpu else 120         # ... and from noise (section 10)
 paint_size = 512 if on_gpu else 256          # Part III's pictures, painted coarse to fine (section 25)
-paint_steps = (150, 75, 30) if on_gpu else (150, 60)     # its steps per level
+paint_steps = (100, 30, 45) if on_gpu else (150, 60)     # its steps per level
 
 content_weight = 1.0     # how much the deep features must match the photo
 style_weight = 30.0      # how much the feature correlations must match the painting
@@ -1815,10 +1815,13 @@ print(f"a relu5_1 feature sees {receptive_field} x {receptive_field} pixels of t
 # `paint` puts the choices of this notebook together: the per-layer style weights
 # (section 6), the recoloured photo as the start (section 20), and coarse to fine, each
 # level a `stylise_fast` run at twice the size of the one before. It is what makes the
-# README's 512 px gallery (`make gallery` runs this very function: 128, 256 and 512 px
-# with 150, 75 and 30 steps, the parameters cell's GPU values; the README's gallery table
-# gives the seconds of the run that painted the committed pictures). After the levels comes one more step, the painting's whole palette,
-# explained after the definition.
+# README's 512 px gallery (`make gallery` runs this very function at 128, 256 and 512 px
+# with the parameters cell's GPU `paint_steps`; the README's gallery table gives the
+# seconds of the run that painted the committed pictures, and the same time counted in
+# bare VGG19 passes). Most of a picture's time is its last level: a step at 512 px has
+# 16 times the pixels of one at 128 px, so the coarse levels get many cheap steps and the last
+# just enough to redraw the strokes at full size. After the levels comes one more step, the
+# painting's whole palette, explained after the definition.
 
 # %% tags=["definitions"]
 def paint(content_path, style_path, size, level_steps, weights, description="painting",
@@ -1845,7 +1848,7 @@ def paint(content_path, style_path, size, level_steps, weights, description="pai
             weights, frame_every=frame_every if last_level else 0,
             description=f"{description}, {level_size} px")
     if palette_step:
-        image = take_palette(image, style)
+        image = take_palette(image, style, smoothing=12)     # whole areas only: no new edges
     return image, history, frames
 
 
@@ -1867,7 +1870,9 @@ def paint(content_path, style_path, size, level_steps, weights, description="pai
 # change is noisy (two neighbours of nearly the same colour can be sent apart), so `paint`
 # keeps only its smooth part: the change, blurred over a pixel or two. `paint` takes the
 # palette before its last level, so that the strokes are redrawn in it, and once more at
-# the end.
+# the end. That last time no level follows to redraw anything, so `paint` keeps only the
+# broad part of the change (blurred over 12 pixels): it recolours whole areas and draws no
+# new edges, which the content loss would see as a less legible photo.
 
 # %% tags=["definitions"]
 def transfer_palette(image, painting, turns=40, seed=0):
@@ -1896,9 +1901,11 @@ def blur(image, sigma):
                     kernel.transpose(-1, -2), groups=channels)
 
 
-def take_palette(image, painting):
-    """The smooth part of the change that gives `image` the painting's whole palette."""
-    return (image + blur(transfer_palette(image, painting) - image, sigma=1.5)).clamp(0, 1)
+def take_palette(image, painting, smoothing=1.5):
+    """The smooth part (blurred over `smoothing` pixels) of the change that gives `image`
+    the painting's whole palette."""
+    change = transfer_palette(image, painting) - image
+    return (image + blur(change, sigma=smoothing)).clamp(0, 1)
 
 
 # %% [markdown]

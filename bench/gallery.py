@@ -6,17 +6,21 @@ there.
     .venv/bin/python -m bench.gallery --only the_scream # the pictures whose name contains it
     .venv/bin/python -m bench.gallery --other           # three more pairs, to outputs/other_pairs
 
-Writes assets/generated/gallery/<photo>_<painting>.png, records each picture's seconds in
-bench/results.json as `gallery_512_seconds` and as `gallery_512_floor_passes` (seconds over one
-bare VGG19 forward and backward pass at 512 px, timed in the same run), its quality figures as
-`gallery_512_quality` (palette distance, boldness, colour speckle and detail, content loss),
-and, where ../shared/reference holds a published jcjohnson/neural-style output of the same
-pair, a side-by-side sheet bench/gallery_vs_reference_<painting>.jpg. Then
-`python -m bench.readme` renders the README's gallery table from the results.
+Writes assets/generated/gallery/<photo>_<painting>.png and records in bench/results.json
+each picture's seconds (`gallery_512_seconds`), the same time in bare VGG19 forward and
+backward passes at 512 px timed just before and just after the picture
+(`gallery_512_floor_passes`), and its figures (`gallery_512_quality`: palette distance,
+boldness, content loss, colour speckle and detail, measured on the saved PNG). Where
+../shared/reference holds a published jcjohnson/neural-style output of the same pair, it
+records that picture's figures too, and draws both side by side in
+outputs/gallery_vs_reference_<painting>.jpg, untracked: the references are not the
+project's to ship (the README shows them from jcjohnson/neural-style's own repository).
+Then `python -m bench.readme` renders the README's gallery from the results.
 
-It loads the notebook's definitions only (no lesson is run on the way) and paints in the
-arithmetic the notebook's rules pick on this machine, measured in a few seconds
-(bench/measure.py's use_fastest_arithmetic).
+It loads the notebook's definitions only (no lesson is run on the way) and paints, and times
+the floor pass, in a GPU's arithmetic: float32 and the default memory layout. bfloat16 and
+channels_last pay on some CPUs only, and channels_last can speed up the bare pass more than a
+whole step, which would inflate the count of passes.
 """
 
 import argparse
@@ -35,7 +39,7 @@ import torch.nn.functional as F
 
 import nst_helpers as helpers
 from bench import notebook_tools
-from bench.measure import floor_seconds, use_fastest_arithmetic
+from bench.measure import floor_seconds
 
 ROOT = notebook_tools.ROOT
 SIZE = 512
@@ -45,6 +49,7 @@ PAIRS = [("tubingen", "starry_night"), ("tubingen", "the_scream"), ("tubingen", 
          ("tubingen", "composition_vii"), ("dog", "starry_night")]
 OTHER_PAIRS = [("dog", "composition_vii"), ("soccer", "shipwreck"), ("golden_gate", "great_wave")]
 OTHER = ROOT / "outputs" / "other_pairs"      # untracked: checked, not shown
+SHEETS = ROOT / "outputs"                     # untracked: the side-by-sides with a reference
 GALLERY = ROOT / "assets" / "generated" / "gallery"
 SHARED = ROOT.parent / "shared"
 REFERENCES = {"starry_night": "jcjohnson_tubingen_starry_night.png",
@@ -90,13 +95,15 @@ def arithmetic(nb: dict) -> str:
     return f"{nb['precision']}, {nb['memory_layout']}"
 
 
-def figures_of(nb: dict, picture: torch.Tensor, path: Path, content_path: Path,
-               style_path: Path) -> dict:
+def figures_of(nb: dict, path: Path, content_path: Path, style_path: Path) -> dict:
+    """The saved picture's figures (the PNG, as shown and as the shared tools read it)."""
     photo = helpers.load_image(content_path, max_size=SIZE)
-    picture = picture.cpu()
+    painting = helpers.load_image(style_path, max_size=SIZE)
+    picture = helpers.load_image(path)
     quality = {"content_loss_512": float(f"{content_loss_at(nb, picture, content_path):.4g}"),
                "colour_speckle": round(nb["colour_speckle"](picture), 4),
                "photo_colour_speckle": round(nb["colour_speckle"](photo), 4),
+               "painting_colour_speckle": round(nb["colour_speckle"](painting), 4),
                "detail": round(nb["detail"](picture, photo), 3)}
     palette = palette_distances(style_path, content_path, [path])
     if palette:
@@ -117,7 +124,7 @@ def paint_one(nb: dict, content: str, style: str, folder: Path = GALLERY) -> tup
     path = folder / f"{content}_{style}.png"
     path.unlink(missing_ok=True)               # the gallery's own output: replaced on purpose
     helpers.save_image(picture, path)
-    quality = figures_of(nb, picture, path, content_path, style_path)
+    quality = figures_of(nb, path, content_path, style_path)
     print(f"  {path.name}: {seconds:.0f} s, {quality}", flush=True)
     return round(seconds, 1), quality
 
@@ -130,6 +137,7 @@ def reference_sheet(nb: dict, style: str, quality: dict) -> dict | None:
     content_path = ROOT / "assets" / "tubingen.jpg"
     ours_path = GALLERY / f"tubingen_{style}.png"
     reference = helpers.load_image(reference_path)
+    SHEETS.mkdir(exist_ok=True)
     palettes = palette_distances(ROOT / "assets" / f"{style}.jpg", content_path,
                                  [reference_path, ours_path])
     figures = {"palette_to_style": palettes[0],
@@ -151,7 +159,7 @@ def reference_sheet(nb: dict, style: str, quality: dict) -> dict | None:
     helpers.show_images([helpers.load_image(ours_path), reference],
                         [caption("this notebook (paint, 512 px)", ours),
                          caption("jcjohnson/neural-style", figures)],
-                        path=ROOT / "bench" / f"gallery_vs_reference_{style}.jpg", height=5)
+                        path=SHEETS / f"gallery_vs_reference_{style}.jpg", height=5)
     return figures
 
 
@@ -172,7 +180,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:    # the cells' own figures go nowhere
         nb = notebook_tools.definitions("float32", "contiguous", quick=False,
                                        device_name=device, output_dir=Path(scratch))
-        use_fastest_arithmetic(nb)
         folder, pairs, prefix = ((OTHER, OTHER_PAIRS, "other_pairs_512") if arguments.other
                                  else (GALLERY, PAIRS, "gallery_512"))
         folder.mkdir(parents=True, exist_ok=True)
@@ -181,22 +188,19 @@ def main() -> None:
         seconds = results.setdefault(f"{prefix}_seconds", {})
         quality = results.setdefault(f"{prefix}_quality", {})
         passes = results.setdefault(f"{prefix}_floor_passes", {})
-        floors = [floor_at_512(nb)]
+        floors = [floor_at_512(nb)]        # before and after each picture: the machine drifts
         print(f"paint steps per level: {STEPS}, device {nb['device']} ({arithmetic(nb)}), "
               f"floor pass at 512 px {floors[0]:.2f} s")
-        painted = []
         for content, style in pairs:
             name = f"{content}_{style}"
             if arguments.only in name:
                 seconds[name], quality[name] = paint_one(nb, content, style, folder)
-                painted.append(name)
+                floors.append(floor_at_512(nb))
+                passes[name] = round(seconds[name] / statistics.mean(floors[-2:]), 1)
+                print(f"  {passes[name]} bare VGG19 passes (floor pass {floors[-2]:.2f} s "
+                      f"before, {floors[-1]:.2f} s after)", flush=True)
                 results_path.write_text(json.dumps(results, indent=2) + "\n")
-        floors.append(floor_at_512(nb))             # before and after: the machine drifts
         floor = statistics.mean(floors)
-        for name in painted:
-            passes[name] = round(seconds[name] / floor, 1)
-        print(f"floor pass at 512 px {floor:.2f} s (before {floors[0]:.2f}, after "
-              f"{floors[1]:.2f}); floor passes per picture: {[passes[n] for n in painted]}")
         if not arguments.other:
             references = results.setdefault("gallery_512_references", {})
             for style in REFERENCES:

@@ -47,28 +47,61 @@ def minutes_and_seconds(seconds: float) -> str:
 
 # ------------------------------------------------------------------------------- the gallery
 
+# jcjohnson/neural-style's own copies of the shared references, shown from its repository:
+# they are not the project's to ship
+PUBLISHED = {style: "https://raw.githubusercontent.com/jcjohnson/neural-style/master/examples/"
+                    f"outputs/tubingen_{short}.png"
+             for style, short in (("starry_night", "starry"), ("the_scream", "scream"))}
+
+
+def side_by_side(style: str, ours: dict, reference: dict) -> str:
+    """Ours next to the published output of the same pair, each with its figures."""
+    def caption(values):
+        return (f"palette distance {values['palette_to_style']:.1f}, boldness "
+                f"{values['chroma_p90_ratio']:.2f} / {values['gradient_ratio']:.2f}, "
+                f"content loss {values['content_loss_512']:.3g}, "
+                f"colour speckle {values['colour_speckle']:.3f}, detail {values['detail']:.2f}")
+    return (f"| {TITLES[style]}: this notebook (`paint`, 512 px) "
+            f"| {TITLES[style]}: jcjohnson/neural-style (1000 iterations on a GPU) |\n|---|---|\n"
+            f"| <img src=\"assets/generated/gallery/tubingen_{style}.png\" width=\"400\"> "
+            f"| <img src=\"{PUBLISHED[style]}\" width=\"400\"> |\n"
+            f"| {caption(ours)} | {caption(reference)} |")
+
+
 def gallery(results: dict, dependencies: dict) -> str:
-    """Photo, painting, result, with each picture's seconds and figures, and the two
-    published references' figures."""
+    """Photo, painting, result, with each picture's seconds (and bare VGG19 passes) and
+    figures, the two published references' figures in brackets, then the side-by-side
+    sheets with the references."""
     seconds, quality = results["gallery_512_seconds"], results["gallery_512_quality"]
+    passes = results["gallery_512_floor_passes"]
     references = results.get("gallery_512_references", {})
-    lines = ["| photo | painting | result (512 px) | seconds | palette distance "
-             "(reference) | content loss (reference) | colour speckle (photo) |",
-             "|---|---|---|---|---|---|---|"]
+
+    def with_reference(name, key, form):
+        value = format(quality[name][key], form)
+        return value + (f" ({references[name][key]:{form}})" if name in references else "")
+
+    lines = ["| photo | painting | result (512 px) | seconds (bare VGG19 passes) "
+             "| palette distance (reference) | boldness: chroma / gradient (reference) "
+             "| content loss (reference) | colour speckle (photo, painting) | detail |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for content, style in GALLERY_PAIRS:
         name = f"{content}_{style}"
         figures, reference = quality[name], references.get(name)
-        palette = f"{figures['palette_to_style']:.1f}" + (
-            f" ({reference['palette_to_style']:.1f})" if reference else "")
-        content_loss = f"{figures['content_loss_512']:.3g}" + (
-            f" ({reference['content_loss_512']:.3g})" if reference else "")
+        boldness = f"{figures['chroma_p90_ratio']:.2f} / {figures['gradient_ratio']:.2f}" + (
+            f" ({reference['chroma_p90_ratio']:.2f} / {reference['gradient_ratio']:.2f})"
+            if reference else "")
         lines.append(
             f"| <img src=\"assets/{content}.jpg\" width=\"160\"> "
             f"| <img src=\"assets/{style}.jpg\" width=\"120\"><br>{TITLES[style]} "
             f"| <img src=\"assets/generated/gallery/{name}.png\" width=\"320\"> "
-            f"| {seconds[name]:.0f} | {palette} | {content_loss} "
-            f"| {figures['colour_speckle']:.2f} ({figures['photo_colour_speckle']:.2f}) |")
-    return "\n".join(lines)
+            f"| {seconds[name]:.0f} ({passes[name]:.0f}) "
+            f"| {with_reference(name, 'palette_to_style', '.1f')} | {boldness} "
+            f"| {with_reference(name, 'content_loss_512', '.3g')} "
+            f"| {figures['colour_speckle']:.3f} ({figures['photo_colour_speckle']:.3f}, "
+            f"{figures['painting_colour_speckle']:.3f}) | {figures['detail']:.2f} |")
+    sheets = [side_by_side(style, quality[f"tubingen_{style}"], references[f"tubingen_{style}"])
+              for style in PUBLISHED if f"tubingen_{style}" in references]
+    return "\n".join(lines) + ("\n\n" + "\n\n".join(sheets) if sheets else "")
 
 
 # ------------------------------------------------------------------ CPU or GPU, and how long

@@ -224,11 +224,56 @@ def test_the_test_sessions_count_of_notebook_executions_is_read_from_pytest(requ
 
 # ------------------------------------------------------------ the gallery (bench/gallery.py)
 
-@pytest.mark.parametrize("content, style", gallery.PAIRS)
-def test_every_gallery_picture_is_committed_and_took_at_most_two_minutes(content, style):
-    name = f"{content}_{style}"
-    assert (gallery.GALLERY / f"{name}.png").is_file()
-    assert RESULTS["gallery_512_seconds"][name] <= 120
+def test_a_gallery_picture_takes_at_most_90_bare_vgg19_passes():
+    """Half the time of the 300/150/60 schedule (160-170 passes): each picture's seconds over
+    the 512 px floor pass timed just before and after it, so the machine's speed cancels out.
+    The same work measures 10% apart from one picture to the next on these machines, so the
+    bar is on the gallery's mean, with no picture far above it."""
+    passes = [RESULTS["gallery_512_floor_passes"][f"{content}_{style}"]
+              for content, style in gallery.PAIRS]
+    assert sum(passes) / len(passes) <= 90, passes
+    assert max(passes) <= 100, passes
+    for content, style in gallery.PAIRS:
+        assert (gallery.GALLERY / f"{content}_{style}.png").is_file()
+
+
+def test_the_gallery_was_painted_with_the_notebooks_settings():
+    settings = RESULTS["gallery_512_settings"]
+    gpu = notebook_tools.parameter_values(device="cuda")
+    assert tuple(settings["paint_steps"]) == gallery.STEPS == tuple(gpu["paint_steps"])
+    assert (settings["style_weight"], settings["tv_weight"]) == (gpu["style_weight"],
+                                                                  gpu["tv_weight"])
+
+
+PAINTED = [("gallery_512_quality", f"{content}_{style}") for content, style in gallery.PAIRS] + [
+    ("other_pairs_512_quality", f"{content}_{style}") for content, style in gallery.OTHER_PAIRS]
+PALER_THAN_THE_PAINTING = pytest.mark.xfail(
+    strict=True, reason="known gap (issue 19): the Great Wave's deep Prussian blue comes out "
+                        "paler on the Golden Gate (chroma's 90th percentile 0.86 of the painting)")
+BOLDNESS_CASES = [pytest.param(*case, marks=PALER_THAN_THE_PAINTING)
+                  if case[1] == "golden_gate_great_wave" else case for case in PAINTED]
+
+
+@pytest.mark.parametrize("table, name", BOLDNESS_CASES)
+def test_every_picture_is_as_bold_as_its_painting(table, name):
+    """The painting's saturated colours (chroma's 90th percentile) and crisp strokes (mean
+    luminance gradient), as ../shared/tools/boldness.py measured them, on the gallery and on
+    three pairs the settings were not chosen on."""
+    figures = RESULTS[table][name]
+    assert figures["chroma_p90_ratio"] >= 0.95
+    assert figures["gradient_ratio"] >= 0.90
+
+
+@pytest.mark.parametrize("table, name", PAINTED)
+def test_no_picture_has_more_colour_speckle_than_its_photo_or_painting(table, name):
+    """Colour that changes from pixel to pixel where brightness does not: no more of it than
+    the more speckled of the two inputs has, or than the published reference of the same pair
+    (The Scream is a smooth painting: its own figure is low, and the reference's is twice
+    ours)."""
+    figures = RESULTS[table][name]
+    reference = RESULTS["gallery_512_references"].get(name, {}).get("colour_speckle", 0)
+    assert figures["colour_speckle"] <= max(figures["photo_colour_speckle"],
+                                            figures["painting_colour_speckle"], reference)
 
 
 @pytest.mark.parametrize("style", sorted(gallery.REFERENCES))

@@ -368,6 +368,28 @@ def test_the_palette_step_gives_the_painting_s_colour_distribution(nb, footballe
         nb["chroma_tail"](painting), rel=0.15)
 
 
+def test_the_last_palette_step_recolours_areas_and_keeps_the_photo_legible(nb, footballers):
+    """`paint`'s last palette step keeps only the broad part of the change (blurred over 12
+    px): it still moves most of the way to the painting's colour tail, and strays less from
+    the photo (content loss) than the sharp step that precedes the last level."""
+    photo, painting = footballers["photo"], footballers["painting"]
+    image = footballers["first version"]
+    layer = nb["content_layer"]
+    target = nb["content_targets_for"](photo, layer)[layer]
+
+    def content_loss(picture):
+        return torch.nn.functional.mse_loss(nb["content_targets_for"](picture, layer)[layer],
+                                            target).item()
+
+    sharp = nb["take_palette"](image, painting)
+    broad = nb["take_palette"](image, painting, smoothing=12)
+    assert content_loss(broad) < content_loss(sharp)
+    tail = {name: nb["chroma_tail"](picture) for name, picture in
+            [("before", image), ("broad", broad), ("painting", painting)]}
+    gap = {name: abs(value - tail["painting"]) for name, value in tail.items()}
+    assert gap["broad"] < 0.5 * gap["before"], tail
+
+
 def test_paint_takes_on_the_palette_and_keeps_the_photo(nb, footballers):
     palette = {name: nb["palette_distance"](image, footballers["painting"])
                for name, image in footballers.items()}
