@@ -1849,6 +1849,7 @@ def paint(content_path, style_path, size, level_steps, weights, description="pai
             description=f"{description}, {level_size} px")
     if palette_step:
         image = take_palette(image, style, smoothing=12)     # whole areas only: no new edges
+        frames = frames[:-1] + [image.cpu()] if frames else frames   # the GIF ends on it
     return image, history, frames
 
 

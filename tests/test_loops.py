@@ -390,6 +390,15 @@ def test_the_last_palette_step_recolours_areas_and_keeps_the_photo_legible(nb, f
     assert gap["broad"] < 0.5 * gap["before"], tail
 
 
+def test_paints_gif_frames_end_on_the_picture_it_returns(nb):
+    """The last palette step comes after the last level's frames: the GIF must still end on
+    the saved picture, not on the picture before that step."""
+    picture, _, frames = nb["paint"]("assets/soccer.jpg", "assets/starry_night.jpg", 128, (4, 4),
+                                     nb["current_weights"](), frame_every=2)
+    assert len(frames) > 1
+    assert torch.equal(frames[-1], picture.cpu())
+
+
 def test_paint_takes_on_the_palette_and_keeps_the_photo(nb, footballers):
     palette = {name: nb["palette_distance"](image, footballers["painting"])
                for name, image in footballers.items()}
