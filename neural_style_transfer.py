@@ -127,7 +127,8 @@ image_size = 512 if on_gpu else 192          # longest side in Parts I and II
 num_steps = 300 if on_gpu else 120           # optimisation steps (section 8), from the photo
 noise_steps = 500 if on_gpu else 120         # ... and from noise (section 10)
 paint_size = 512 if on_gpu else 256          # Part III's pictures, painted coarse to fine (section 25)
-paint_steps = (100, 30, 45) if on_gpu else (150, 60)     # its steps per level
+paint_steps = (200, 60, 30) if on_gpu else (150, 60)     # its steps per level
+paint_content_boost = 2.0    # paint's levels after the first weigh the photo this many times more
 
 content_weight = 1.0     # how much the deep features must match the photo
 style_weight = 30.0      # how much the feature correlations must match the painting
@@ -452,7 +453,8 @@ helpers.show_images([content_image, dog_result, style_image], ["content", "resul
 shipped_settings = {"content_path": "assets/dog.jpg", "style_path": "assets/starry_night.jpg",
                     "second_content_path": "assets/soccer.jpg", "image_size": 192,
                     "num_steps": 120, "noise_steps": 120, "paint_size": 256,
-                    "paint_steps": (150, 60), "content_weight": 1.0, "style_weight": 30.0,
+                    "paint_steps": (150, 60), "paint_content_boost": 2.0,
+                    "content_weight": 1.0, "style_weight": 30.0,
                     "tv_weight": 4e6, "seed": 0}
 
 
@@ -1819,15 +1821,25 @@ print(f"a relu5_1 feature sees {receptive_field} x {receptive_field} pixels of t
 # with the parameters cell's GPU `paint_steps`; the README's gallery table gives the
 # seconds of the run that painted the committed pictures, and the same time counted in
 # bare VGG19 passes). Most of a picture's time is its last level: a step at 512 px has
-# 16 times the pixels of one at 128 px, so the coarse levels get many cheap steps and the last
-# just enough to redraw the strokes at full size. After the levels comes one more step, the
+# 16 times the pixels of one at 128 px, so the first level gets many cheap steps, the
+# middle one enough to settle the town, and the last just enough to redraw the strokes at
+# full size.
+#
+# The first level is where the painting's large motifs are arranged (the Scream's bands of
+# orange sky), and there the photo is held loosely, with the parameters cell's weights.
+# Every level after it weighs the photo `paint_content_boost` times more. The arrangement
+# stays (a level starts from the one before, and moves it only so far), and the town comes
+# back legible around it.
+# With one content weight throughout, either the sky stays the photo's dark blue (few coarse
+# steps) or the church tower melts into it (many). After the levels comes one more step, the
 # painting's whole palette, explained after the definition.
 
 # %% tags=["definitions"]
-def paint(content_path, style_path, size, level_steps, weights, description="painting",
-          frame_every=0, palette_step=True):
-    """Coarse to fine from the recoloured photo, the last level at `size`; with
-    `palette_step`, the painting's whole palette before the last level and at the end.
+def paint(content_path, style_path, size, level_steps, weights, content_boost,
+          description="painting", frame_every=0, palette_step=True):
+    """Coarse to fine from the recoloured photo, the last level at `size`, the levels after
+    the first with the content weight times `content_boost`; with `palette_step`, the
+    painting's whole palette before the last level and at the end.
     Returns the picture, the loss history of the last level and its GIF frames (one every
     `frame_every` steps; none if 0)."""
     image = None
@@ -1843,9 +1855,10 @@ def paint(content_path, style_path, size, level_steps, weights, description="pai
                                   align_corners=False).clamp(0, 1)
         if palette_step and last_level and level > 0:
             image = take_palette(image, style)
+        level_weights = {**weights, "content": weights["content"] * (content_boost if level else 1)}
         image, history, frames = stylise_fast(
             image, content_targets_for(content, content_layer), style_targets_for(style), steps,
-            weights, frame_every=frame_every if last_level else 0,
+            level_weights, frame_every=frame_every if last_level else 0,
             description=f"{description}, {level_size} px")
     if palette_step:
         image = take_palette(image, style, smoothing=12)     # whole areas only: no new edges
@@ -1983,7 +1996,8 @@ first_version, _, _ = stylise_fast(soccer_image, content_targets_for(soccer_imag
 
 # %%
 soccer_painted, _, soccer_frames = paint(second_content_path, style_path, paint_size, paint_steps,
-                                         current_weights(), description="footballers, paint",
+                                         current_weights(), paint_content_boost,
+                                         description="footballers, paint",
                                          frame_every=max(1, paint_steps[-1] // 40))
 soccer_path = helpers.save_image(soccer_painted, output_dir / f"{soccer_name}_{style_name}.png")
 soccer_images = {"photo": soccer_image, "first version": first_version, "paint": soccer_painted,
@@ -2140,7 +2154,7 @@ if my_content_path is None:
 else:
     helpers.output_folder(output_dir, inputs=[my_content_path, my_style_path])
     my_result, _, _ = paint(my_content_path, my_style_path, paint_size, paint_steps,
-                            current_weights(), description="your photo")
+                            current_weights(), paint_content_boost, description="your photo")
     my_result_path = helpers.save_image(
         my_result, output_dir / f"{Path(my_content_path).stem}_{Path(my_style_path).stem}.png")
     helpers.show_images([helpers.load_image(my_content_path, max_size=paint_size), my_result,

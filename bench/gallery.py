@@ -119,6 +119,7 @@ def paint_one(nb: dict, content: str, style: str, folder: Path = GALLERY) -> tup
     style_path = ROOT / "assets" / f"{style}.jpg"
     began = time.perf_counter()
     picture, _, _ = nb["paint"](content_path, style_path, SIZE, STEPS, nb["current_weights"](),
+                             nb["paint_content_boost"],
                              description=f"{content} x {style}")
     seconds = time.perf_counter() - began
     path = folder / f"{content}_{style}.png"
@@ -127,6 +128,14 @@ def paint_one(nb: dict, content: str, style: str, folder: Path = GALLERY) -> tup
     quality = figures_of(nb, path, content_path, style_path)
     print(f"  {path.name}: {seconds:.0f} s, {quality}", flush=True)
     return round(seconds, 1), quality
+
+
+def figures_caption(values: dict) -> str:
+    """A picture's figures in one line (the side-by-side sheets and the README's)."""
+    return (f"palette distance {values['palette_to_style']:.1f}, boldness "
+            f"{values['chroma_p90_ratio']:.2f} / {values['gradient_ratio']:.2f}, "
+            f"content loss {values['content_loss_512']:.3g}, "
+            f"colour speckle {values['colour_speckle']:.3f}, detail {values['detail']:.2f}")
 
 
 def reference_sheet(nb: dict, style: str, quality: dict) -> dict | None:
@@ -150,15 +159,9 @@ def reference_sheet(nb: dict, style: str, quality: dict) -> dict | None:
         figures["chroma_p90_ratio"], figures["gradient_ratio"] = bold[0]
     ours = quality[f"tubingen_{style}"]
 
-    def caption(who, values):
-        return (f"{who}: palette distance {values['palette_to_style']:.1f}, "
-                f"content loss {values['content_loss_512']:.3g}, "
-                f"speckle {values['colour_speckle']:.3f}, "
-                f"boldness {values['chroma_p90_ratio']:.2f} / {values['gradient_ratio']:.2f}")
-
     helpers.show_images([helpers.load_image(ours_path), reference],
-                        [caption("this notebook (paint, 512 px)", ours),
-                         caption("jcjohnson/neural-style", figures)],
+                        [f"this notebook (paint, 512 px): {figures_caption(ours)}",
+                         f"jcjohnson/neural-style: {figures_caption(figures)}"],
                         path=SHEETS / f"gallery_vs_reference_{style}.jpg", height=5)
     return figures
 
@@ -209,6 +212,7 @@ def main() -> None:
                     if figures:
                         references[f"tubingen_{style}"] = figures
         results[f"{prefix}_settings"] = {"paint_steps": list(STEPS),
+                                         "paint_content_boost": nb["paint_content_boost"],
                                          "style_weight": nb["current_weights"]()["style"],
                                          "tv_weight": nb["current_weights"]()["tv"],
                                          "floor_pass_512_seconds": round(floor, 3),

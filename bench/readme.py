@@ -23,6 +23,7 @@ import sys
 
 from bench import notebook_tools
 from bench.gallery import PAIRS as GALLERY_PAIRS
+from bench.gallery import figures_caption
 
 ROOT = notebook_tools.ROOT
 README = ROOT / "README.md"
@@ -56,16 +57,11 @@ PUBLISHED = {style: "https://raw.githubusercontent.com/jcjohnson/neural-style/ma
 
 def side_by_side(style: str, ours: dict, reference: dict) -> str:
     """Ours next to the published output of the same pair, each with its figures."""
-    def caption(values):
-        return (f"palette distance {values['palette_to_style']:.1f}, boldness "
-                f"{values['chroma_p90_ratio']:.2f} / {values['gradient_ratio']:.2f}, "
-                f"content loss {values['content_loss_512']:.3g}, "
-                f"colour speckle {values['colour_speckle']:.3f}, detail {values['detail']:.2f}")
     return (f"| {TITLES[style]}: this notebook (`paint`, 512 px) "
             f"| {TITLES[style]}: jcjohnson/neural-style (1000 iterations on a GPU) |\n|---|---|\n"
             f"| <img src=\"assets/generated/gallery/tubingen_{style}.png\" width=\"400\"> "
             f"| <img src=\"{PUBLISHED[style]}\" width=\"400\"> |\n"
-            f"| {caption(ours)} | {caption(reference)} |")
+            f"| {figures_caption(ours)} | {figures_caption(reference)} |")
 
 
 def gallery(results: dict, dependencies: dict) -> str:

@@ -243,6 +243,7 @@ def test_the_gallery_was_painted_with_the_notebooks_settings():
     assert tuple(settings["paint_steps"]) == gallery.STEPS == tuple(gpu["paint_steps"])
     assert (settings["style_weight"], settings["tv_weight"]) == (gpu["style_weight"],
                                                                   gpu["tv_weight"])
+    assert settings["paint_content_boost"] == gpu["paint_content_boost"]
 
 
 PAINTED = [("gallery_512_quality", f"{content}_{style}") for content, style in gallery.PAIRS] + [

@@ -340,7 +340,8 @@ def footballers(nb):
         photo, nb["content_targets_for"](photo, nb["content_layer"]),
         nb["style_targets_for"](painting), PICTURE_STEPS, first_version_weights)
     painted, _, _ = nb["paint"]("assets/soccer.jpg", "assets/starry_night.jpg", PICTURE_SIZE,
-                                (PICTURE_STEPS, PICTURE_STEPS // 2), nb["current_weights"]())
+                                (PICTURE_STEPS, PICTURE_STEPS // 2), nb["current_weights"](),
+                                nb["paint_content_boost"])
     return {"photo": photo, "painting": painting, "first version": first_version,
             "paint": painted}
 
@@ -394,7 +395,8 @@ def test_paints_gif_frames_end_on_the_picture_it_returns(nb):
     """The last palette step comes after the last level's frames: the GIF must still end on
     the saved picture, not on the picture before that step."""
     picture, _, frames = nb["paint"]("assets/soccer.jpg", "assets/starry_night.jpg", 128, (4, 4),
-                                     nb["current_weights"](), frame_every=2)
+                                     nb["current_weights"](), nb["paint_content_boost"],
+                                     frame_every=2)
     assert len(frames) > 1
     assert torch.equal(frames[-1], picture.cpu())
 
