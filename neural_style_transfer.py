@@ -451,11 +451,10 @@ helpers.show_images([content_image, dog_result, style_image], ["content", "resul
 
 # %% tags=["definitions"]
 shipped_settings = {"content_path": "assets/dog.jpg", "style_path": "assets/starry_night.jpg",
-                    "second_content_path": "assets/soccer.jpg", "image_size": 192,
-                    "num_steps": 120, "noise_steps": 120, "paint_size": 256,
+                    "second_content_path": "assets/soccer.jpg", "image_size": 192, "seed": 0,
+                    "num_steps": 120, "noise_steps": 120, "paint_size": 256, "tv_weight": 4e6,
                     "paint_steps": (150, 60), "paint_content_boost": 2.0,
-                    "content_weight": 1.0, "style_weight": 30.0,
-                    "tv_weight": 4e6, "seed": 0}
+                    "content_weight": 1.0, "style_weight": 30.0}
 
 
 def check(holds, claim, otherwise="the effect did not show with these settings"):
@@ -1829,10 +1828,10 @@ print(f"a relu5_1 feature sees {receptive_field} x {receptive_field} pixels of t
 # orange sky), and there the photo is held loosely, with the parameters cell's weights.
 # Every level after it weighs the photo `paint_content_boost` times more. The arrangement
 # stays (a level starts from the one before, and moves it only so far), and the town comes
-# back legible around it.
-# With one content weight throughout, either the sky stays the photo's dark blue (few coarse
-# steps) or the church tower melts into it (many). After the levels comes one more step, the
-# painting's whole palette, explained after the definition.
+# back legible around it. With one content weight throughout, the Scream's sky stayed
+# banded in dark blue-grey with few coarse steps, and with many its church tower melted into
+# the sky. After the levels comes one more step, the painting's whole palette, explained
+# after the definition.
 
 # %% tags=["definitions"]
 def paint(content_path, style_path, size, level_steps, weights, content_boost,
@@ -1855,7 +1854,8 @@ def paint(content_path, style_path, size, level_steps, weights, content_boost,
                                   align_corners=False).clamp(0, 1)
         if palette_step and last_level and level > 0:
             image = take_palette(image, style)
-        level_weights = {**weights, "content": weights["content"] * (content_boost if level else 1)}
+        boost = content_boost if level > 0 else 1.0      # the first level holds the photo loosely
+        level_weights = {**weights, "content": weights["content"] * boost}
         image, history, frames = stylise_fast(
             image, content_targets_for(content, content_layer), style_targets_for(style), steps,
             level_weights, frame_every=frame_every if last_level else 0,
