@@ -124,10 +124,10 @@ second_content_path = "assets/soccer.jpg"    # a second photo, for Part III
 
 on_gpu = torch.cuda.is_available()
 image_size = 512 if on_gpu else 192          # longest side in Parts I and II
-num_steps = 300 if on_gpu else 120           # optimisation steps (section 8), from the photo
-noise_steps = 500 if on_gpu else 120         # ... and from noise (section 10)
+num_steps = 300 if on_gpu else 80            # optimisation steps (section 8), from the photo
+noise_steps = 500 if on_gpu else 100         # ... and from noise (section 10)
 paint_size = 512 if on_gpu else 256          # Part III's pictures, painted coarse to fine (section 25)
-paint_steps = (200, 60, 30) if on_gpu else (150, 60)     # its steps per level
+paint_steps = (200, 60, 30) if on_gpu else (120, 40)     # its steps per level
 paint_content_boost = 2.0    # paint's levels after the first weigh the photo this many times more
 
 content_weight = 1.0     # how much the deep features must match the photo
@@ -452,8 +452,8 @@ helpers.show_images([content_image, dog_result, style_image], ["content", "resul
 # %% tags=["definitions"]
 shipped_settings = {"content_path": "assets/dog.jpg", "style_path": "assets/starry_night.jpg",
                     "second_content_path": "assets/soccer.jpg", "image_size": 192, "seed": 0,
-                    "num_steps": 120, "noise_steps": 120, "paint_size": 256, "tv_weight": 4e6,
-                    "paint_steps": (150, 60), "paint_content_boost": 2.0,
+                    "num_steps": 80, "noise_steps": 100, "paint_size": 256, "tv_weight": 4e6,
+                    "paint_steps": (120, 40), "paint_content_boost": 2.0,
                     "content_weight": 1.0, "style_weight": 30.0}
 
 
@@ -760,7 +760,8 @@ check(evaluations_to_halve(scaled_curve) < evaluations_to_halve(plain_curve),
 #
 # Whether it pays depends on the chip: without native units, bfloat16 is *slower* (so on
 # many GPUs, such as Colab's T4, float32 wins). So we measure one evaluation (forward and
-# backward) both ways, on the photo. With `precision = None` in the parameters cell the
+# backward) both ways, on the photo (a few times each, as the first pass also sets things up;
+# once only, if that pass is slower by far). With `precision = None` in the parameters cell the
 # fast loop uses bfloat16 if it is clearly faster here; `"float32"` or `"bfloat16"` there
 # decides instead. Part I's loop always runs in float32, so its picture and its time stay
 # the same whatever is decided here.
@@ -772,10 +773,12 @@ def wait_for_device():
         torch.cuda.synchronize()
 
 
-def seconds_per_evaluation(image, targets, weights, gram_function, bfloat16, repeats=3):
-    """The fastest of `repeats` forward + backward passes of the total loss, and the loss."""
+def seconds_per_evaluation(image, targets, weights, gram_function, bfloat16, repeats=3,
+                           enough_after=float("inf")):
+    """The fastest of `repeats` forward + backward passes of the total loss, and the loss;
+    fewer passes if one takes longer than `enough_after` seconds (no need to see it twice)."""
     times = []
-    for _ in range(repeats):
+    while len(times) < repeats and min(times, default=0) <= enough_after:
         pixels = image.clone().requires_grad_(True)
         started = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
@@ -792,7 +795,8 @@ dog_targets = (content_targets, style_targets)
 float32_seconds, float32_loss = seconds_per_evaluation(content_image, dog_targets, current_weights(),
                                                        gram_matrix, bfloat16=False)
 bfloat16_seconds, bfloat16_loss = seconds_per_evaluation(content_image, dog_targets, current_weights(),
-                                                         gram_matrix, bfloat16=True)
+                                                         gram_matrix, bfloat16=True,
+                                                         enough_after=3 * float32_seconds)
 print(f"one evaluation: float32 {float32_seconds:.3f} s, bfloat16 {bfloat16_seconds:.3f} s "
       f"({float32_seconds / bfloat16_seconds:.2f}x)")
 print(f"loss: float32 {float32_loss:.5g}, bfloat16 {bfloat16_loss:.5g} "
@@ -1232,7 +1236,7 @@ for layer in style_layers:
 
 # %%
 grid_size = 96 if quick else 128     # the grids (sections 18, 19, 23, 24, 26) use small
-grid_steps = 15 if quick else 60     # images and few steps: many runs each (on a GPU, double both)
+grid_steps = 15 if quick else 50     # images and few steps: many runs each (on a GPU, double both)
 grid_content = helpers.load_image(content_path, max_size=grid_size).to(device)
 grid_style = helpers.load_image(style_path, max_size=grid_size).to(device)
 grid_content_targets = content_targets_for(grid_content, content_layer)
@@ -1240,12 +1244,12 @@ grid_style_targets = style_targets_for(grid_style)
 grid_noise = noise_like(grid_content)
 
 # With no content term, nothing but the TV term holds the noise down: give the style
-# reconstructions more steps. The content ones need fewer.
+# reconstructions half as many steps again (with fewer, the deep layers' swirls stay buried in noise).
 style_only = {**current_weights(), "content": 0.0}
 style_reconstructions = []
 for depth in range(1, len(style_layers) + 1):
     targets = {layer: grid_style_targets[layer] for layer in style_layers[:depth]}
-    image, _, _ = stylise_fast(grid_noise, grid_content_targets, targets, int(1.25 * grid_steps),
+    image, _, _ = stylise_fast(grid_noise, grid_content_targets, targets, int(1.5 * grid_steps),
                                style_only, description=f"style up to {style_layers[depth - 1]}")
     style_reconstructions.append(image)
 
@@ -1257,7 +1261,7 @@ reconstruction_layers = ["relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_1"]
 content_reconstructions = []
 for layer in reconstruction_layers:
     image, _, _ = stylise_fast(grid_noise, content_targets_for(grid_content, layer),
-                               grid_style_targets, int(0.7 * grid_steps), content_only,
+                               grid_style_targets, grid_steps, content_only,
                                description=f"content from {layer}")
     content_reconstructions.append(image)
 
@@ -1326,8 +1330,8 @@ assert (safe_conv < 0).any() and not (broken_conv < 0).any()
 # weak, and what comes out is mostly the painting's texture. Past some ratio the pictures
 # stop changing much: the content loss then saturates (the cell prints it), because the
 # picture has all but let go of the dog. At the default ratio the dog is fainter here than
-# in Part I, which started from the photo itself, at 192 px: these runs start from grey, at
-# 128 px, with 60 steps.
+# in Part I, which started from the photo itself, at `image_size`: these runs start from
+# grey, at `grid_size`, with `grid_steps` steps (the cell below prints both).
 
 # %%
 def grey_like(image):
@@ -1338,6 +1342,7 @@ def grey_like(image):
 
 
 default_ratio = style_weight / content_weight
+print(f"{grid_steps} steps from grey at {grid_content.shape[-1]} x {grid_content.shape[-2]} px, each ratio")
 ratios = [default_ratio * factor for factor in (1e-3, 1e-2, 1e-1, 1, 10, 100)]
 tradeoff_results = []
 for ratio in ratios:
@@ -1446,7 +1451,7 @@ print(f"palette distance, photo to painting:  {palette_distance(content_image, s
 
 # %%
 start_size = 96 if quick else 160
-start_steps = 20 if quick else 80
+start_steps = 20 if quick else 50
 start_content = helpers.load_image("assets/tubingen.jpg", max_size=start_size).to(device)
 start_style = helpers.load_image("assets/the_scream.jpg", max_size=start_size).to(device)
 start_content_targets = content_targets_for(start_content, content_layer)
@@ -1471,7 +1476,7 @@ helpers.show_images(
 # From the photo, the photo's blue still shows through the painting's orange bands: the
 # picture keeps much of the photo's palette (the largest palette distance). From grey, the
 # colours move towards the painting's, but the town almost disappears (the largest content
-# loss): 80 steps are not enough to build it back from nothing. The recoloured photo gets
+# loss): these few steps are not enough to build it back from nothing. The recoloured photo gets
 # the painting's palette (by far the smallest distance) and keeps more of the town than grey
 # does, though far from all of it: the spire and a few roof lines remain, while most houses
 # melt into the painting's bands (its content loss, printed below, is lower than grey's).
@@ -1513,7 +1518,7 @@ def from_yiq(image):
 
 
 section_size = 96 if quick else 160     # the colour comparisons use smaller images
-section_steps = 15 if quick else 60     # and fewer steps (on a GPU, double both)
+section_steps = 15 if quick else 40     # and fewer steps (on a GPU, double both)
 colour_content = helpers.load_image(content_path, max_size=section_size).to(device)
 colour_style = helpers.load_image(style_path, max_size=section_size).to(device)
 colour_content_targets = content_targets_for(colour_content, content_layer)
@@ -1946,7 +1951,7 @@ check(gap_after < gap_before, "the palette step brings the colour tail closer to
 # %% [markdown]
 # Here it is on the footballers (faces, limbs and a ball in flight are harder to keep than
 # a dog in snow), against the settings of this notebook's first version: a single run
-# from the photo (80 steps here), the five style layers weighted equally, style/content
+# from the photo (fewer steps here: its speckle is there early), the five style layers weighted equally, style/content
 # ratio $10^{-3}$ with that weighting, and its TV weight, 1e6. Look closely at the red
 # shirts, the faces and the grass.
 #
@@ -1989,7 +1994,7 @@ soccer_style = helpers.load_image(style_path, max_size=paint_size).to(device)
 equal_layer_weights = {layer: 1 / len(style_layers) for layer in style_layers}
 first_version_weights = {**current_weights(), "style": 1e-3 * content_weight, "tv": 1e6,   # its TV, too
                          "layers": equal_layer_weights}
-first_version_steps = num_steps if quick else 80      # its speckle is there well before
+first_version_steps = num_steps if quick else 40      # its speckle is there well before
 first_version, _, _ = stylise_fast(soccer_image, content_targets_for(soccer_image, content_layer),
                                    style_targets_for(soccer_style), first_version_steps,
                                    first_version_weights, description="footballers, first version")

@@ -2,13 +2,19 @@
 
     .venv/bin/python -m bench.timings                  # 1 s: the classroom timings, read from
                                                        # the committed notebook's cell timestamps
+    .venv/bin/python -m bench.timings --floor          # ... and the whole run in bare VGG19
+                                                       # passes, measured here (run it just
+                                                       # after `make notebook`, on its machine)
     .venv/bin/python -m bench.timings --test-session   # `make test`, then the notebook at its
                                                        # defaults and in quick mode, one after
                                                        # the other (about 8 minutes on a
                                                        # machine with bfloat16 units)
 
 Writes bench/results.json: the classroom timings (`notebook_default_seconds`, the first
-picture, Part I, the slowest cell: `make notebook`'s own run), and with --test-session
+picture, Part I, the slowest cell: `make notebook`'s own run); with --floor
+`notebook_default_floor_passes_256`, the whole run divided by one bare VGG19 forward and
+backward pass at 256 px in float32 (`vgg_floor_pass_256_s`), a figure that compares machines
+whose speeds differ; and with --test-session
 `notebook_quick_seconds` and `test_session` (the test suite's seconds against one full
 notebook run at the defaults timed just after it, their ratio, and how many times the
 suite executed the notebook). `python -m bench.readme` renders them into the README.
@@ -26,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bench import notebook_tools
+from bench.variants import floor_pass_seconds
 
 ROOT = notebook_tools.ROOT
 RESULTS = ROOT / "bench" / "results.json"
@@ -141,6 +148,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--test-session", action="store_true",
                         help="also time the notebook at its defaults, in quick mode, and the tests")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure a bare VGG19 pass at 256 px and count the run in them")
     arguments = parser.parse_args()
     try:
         timings = classroom_timings(notebook_tools.NOTEBOOK)
@@ -151,6 +160,13 @@ def main() -> None:
     print(f"first picture {timings['first_picture_seconds']} s, Part I "
           f"{timings['part1_seconds']} s, whole notebook {timings['notebook_default_seconds']} s, "
           f"slowest cell {timings['max_cell_seconds']} s ({timings['slowest_cell']})")
+    if arguments.floor:
+        floor = floor_pass_seconds()
+        results["vgg_floor_pass_256_s"] = round(floor, 4)
+        passes = round(timings["notebook_default_seconds"] / floor)
+        results["notebook_default_floor_passes_256"] = passes
+        print(f"= {results['notebook_default_floor_passes_256']} bare 256 px VGG19 passes "
+              f"({floor:.3f} s each, float32)")
     if arguments.test_session:             # the tests first: they may fail
         tests = time_test_session()
         full_run = time_notebook(quick=False)

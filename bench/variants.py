@@ -9,7 +9,7 @@ under a variant's settings print "check not met" instead of stopping it.
 Writes results["variants"] in bench/results.json (full size only): per variant the
 parameters, seconds, whether it finished and the checks not met; and the whole notebook at
 the defaults divided by one bare 256 px VGG19 pass measured in the same run
-(`notebook_default_floor_passes_256`), so that machines can be compared."""
+(`variants_defaults_floor_passes_256`), so that machines can be compared."""
 
 import argparse
 import json
@@ -122,10 +122,10 @@ def main():
     results["variants"] = report
     if "defaults" in report:
         floor = floor_pass_seconds()
-        results["vgg_floor_pass_256_s"] = round(floor, 4)
-        results["notebook_default_floor_passes_256"] = round(report["defaults"]["seconds"] / floor)
+        results["variants_floor_pass_256_s"] = round(floor, 4)
+        results["variants_defaults_floor_passes_256"] = round(report["defaults"]["seconds"] / floor)
         print(f"the whole notebook at the defaults: {report['defaults']['seconds']} s = "
-              f"{results['notebook_default_floor_passes_256']} bare 256 px VGG19 passes "
+              f"{results['variants_defaults_floor_passes_256']} bare 256 px VGG19 passes "
               f"({floor:.3f} s each)")
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
