@@ -324,6 +324,24 @@ def test_time_estimate_is_printed_after_the_second_step(nb, capsys):
     assert lines[0].endswith("for 5 steps")
 
 
+def test_timing_a_pass_stops_repeating_once_one_is_far_too_slow(nb, monkeypatch):
+    """Section 13 times bfloat16 once, not three times, where one pass already shows it far
+    slower (on a CPU without bfloat16 units one pass took 15 s at 192 px)."""
+    passes = []
+    total_loss = nb["total_loss"]
+    monkeypatch.setitem(nb, "total_loss", lambda *args: passes.append(1) or total_loss(*args))
+    photo = H.load_image("assets/dog.jpg", max_size=SIZE)
+    targets = (nb["content_targets_for"](photo, nb["content_layer"]),
+               nb["style_targets_for"](H.load_image("assets/starry_night.jpg", max_size=SIZE)))
+    counted = {}
+    for enough_after in (0.0, float("inf")):
+        passes.clear()
+        nb["seconds_per_evaluation"](photo, targets, nb["current_weights"](), nb["gram_matrix"],
+                                     bfloat16=False, enough_after=enough_after)
+        counted[enough_after] = len(passes)
+    assert counted == {0.0: 1, float("inf"): 3}
+
+
 # ------------------------------------------------------------ paint's pictures
 
 PICTURE_SIZE, PICTURE_STEPS = 128, 60
