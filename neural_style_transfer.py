@@ -1478,7 +1478,7 @@ helpers.show_images(
 # colours move towards the painting's, but the town almost disappears (the largest content
 # loss): these few steps are not enough to build it back from nothing. The recoloured photo gets
 # the painting's palette (by far the smallest distance) and keeps more of the town than grey
-# does, though far from all of it: the spire and a few roof lines remain, while most houses
+# does, though far from all of it: the spire and the nearest houses remain, while the rest
 # melt into the painting's bands (its content loss, printed below, is lower than grey's).
 
 # %%
