@@ -132,8 +132,7 @@ paint_content_boost = 2.0    # paint's levels after the first weigh the photo th
 
 content_weight = 1.0     # how much the deep features must match the photo
 style_weight = 30.0      # how much the feature correlations must match the painting
-tv_weight = 4e6          # how much neighbouring pixels must agree (smoothness, section 7;
-                         # large, as it sees [0, 1] pixels and the others 0-255 features)
+tv_weight = 4e6          # how much neighbouring pixels must agree (section 7; large: [0, 1] pixels)
 
 precision = None         # "float32", "bfloat16", or None: measure which is faster (section 13)
 memory_layout = None     # "channels_last", "contiguous", or None: measure (section 14)
@@ -186,8 +185,7 @@ def vgg_block(block, in_channels, out_channels, num_convs):
     """One VGG block: `num_convs` (conv 3x3 -> ReLU) pairs, then a 2x2 max-pool."""
     layers = []
     for index in range(1, num_convs + 1):
-        layers.append((f"conv{block}_{index}",
-                       nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)))
+        layers.append((f"conv{block}_{index}", nn.Conv2d(in_channels, out_channels, 3, padding=1)))
         layers.append((f"relu{block}_{index}", nn.ReLU(inplace=False)))
         in_channels = out_channels
     layers.append((f"pool{block}", nn.MaxPool2d(kernel_size=2, stride=2)))
@@ -778,7 +776,7 @@ def seconds_per_evaluation(image, targets, weights, gram_function, bfloat16, rep
     """The fastest of `repeats` forward + backward passes of the total loss, and the loss;
     fewer passes if one takes longer than `enough_after` seconds (no need to see it twice)."""
     times = []
-    while len(times) < repeats and min(times, default=0) <= enough_after:
+    for _ in range(repeats):
         pixels = image.clone().requires_grad_(True)
         started = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
@@ -786,6 +784,8 @@ def seconds_per_evaluation(image, targets, weights, gram_function, bfloat16, rep
         loss.backward()
         wait_for_device()
         times.append(time.perf_counter() - started)
+        if times[-1] > enough_after:      # far too slow already: once is enough
+            break
     return min(times), loss.item()
 
 
@@ -1244,12 +1244,12 @@ grid_style_targets = style_targets_for(grid_style)
 grid_noise = noise_like(grid_content)
 
 # With no content term, nothing but the TV term holds the noise down: give the style
-# reconstructions half as many steps again (with fewer, the deep layers' swirls stay buried in noise).
+# reconstructions more steps (with too few, the deep layers' swirls stay buried in noise).
 style_only = {**current_weights(), "content": 0.0}
 style_reconstructions = []
 for depth in range(1, len(style_layers) + 1):
     targets = {layer: grid_style_targets[layer] for layer in style_layers[:depth]}
-    image, _, _ = stylise_fast(grid_noise, grid_content_targets, targets, int(1.5 * grid_steps),
+    image, _, _ = stylise_fast(grid_noise, grid_content_targets, targets, int(1.3 * grid_steps),
                                style_only, description=f"style up to {style_layers[depth - 1]}")
     style_reconstructions.append(image)
 
@@ -1951,9 +1951,9 @@ check(gap_after < gap_before, "the palette step brings the colour tail closer to
 # %% [markdown]
 # Here it is on the footballers (faces, limbs and a ball in flight are harder to keep than
 # a dog in snow), against the settings of this notebook's first version: a single run
-# from the photo (fewer steps here: its speckle is there early), the five style layers weighted equally, style/content
-# ratio $10^{-3}$ with that weighting, and its TV weight, 1e6. Look closely at the red
-# shirts, the faces and the grass.
+# from the photo (fewer steps here: its speckle is there early), the five style layers
+# weighted equally, style/content ratio $10^{-3}$ with that weighting, and its TV weight,
+# 1e6. Look closely at the red shirts, the faces and the grass.
 #
 # The first version leaves **colour speckle**: magenta and green dots, one or two pixels
 # wide. Nothing in VGG's deep layers minds them, and starting from the photo the optimiser
