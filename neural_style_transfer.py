@@ -132,7 +132,7 @@ paint_content_boost = 2.0    # paint's levels after the first weigh the photo th
 
 content_weight = 1.0     # how much the deep features must match the photo
 style_weight = 30.0      # how much the feature correlations must match the painting
-tv_weight = 4e6          # how much neighbouring pixels must agree (section 7; large: [0, 1] pixels)
+tv_weight = 4e6          # how much neighbouring pixels must agree (section 7 says why it is large)
 
 precision = None         # "float32", "bfloat16", or None: measure which is faster (section 13)
 memory_layout = None     # "channels_last", "contiguous", or None: measure (section 14)
@@ -350,7 +350,8 @@ print("photo vs painting, mean squared Gram difference:", ", ".join(
 # VGG barely notices single-pixel jitter, so nothing in the two losses above stops colour
 # speckle. A total variation (TV) loss, the mean squared difference between neighbouring
 # pixels, discourages it. It is not one of the paper's losses; most implementations since
-# add it. Too much of it blurs the picture; section 25 measures the speckle.
+# add it. Too much of it blurs the picture; section 25 measures the speckle. Its weight is
+# large: it sees [0, 1] pixels, the other losses VGG features of a 0-255 image.
 
 # %% tags=["definitions"]
 def tv_loss(image):     # mean squared difference between neighbouring pixels
