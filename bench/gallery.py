@@ -5,13 +5,14 @@ there.
     .venv/bin/python -m bench.gallery                   # five pictures, 15 minutes on 2 cores
     .venv/bin/python -m bench.gallery --only the_scream # the pictures whose name contains it
     .venv/bin/python -m bench.gallery --other           # three more pairs, to outputs/other_pairs
+    .venv/bin/python -m bench.gallery --measure-only    # the saved pictures' figures again
 
 Writes assets/generated/gallery/<photo>_<painting>.png and records in bench/results.json
 each picture's seconds (`gallery_512_seconds`), the same time in bare VGG19 forward and
 backward passes at 512 px timed just before and just after the picture
 (`gallery_512_floor_passes`), and its figures (`gallery_512_quality`: palette distance,
-boldness, content loss, colour speckle and detail, measured on the saved PNG). Where
-../shared/reference holds a published jcjohnson/neural-style output of the same pair, it
+boldness, content loss, colour speckle, detail and feature energy, measured on the saved
+PNG). Where ../shared/reference holds a published jcjohnson/neural-style output of the same pair, it
 records that picture's figures too, and draws both side by side in
 outputs/gallery_vs_reference_<painting>.jpg, untracked: the references are not the
 project's to ship (the README shows them from jcjohnson/neural-style's own repository).
@@ -91,6 +92,20 @@ def content_loss_at(nb: dict, image: torch.Tensor, content_path: Path) -> float:
                                   nb["content_targets_for"](photo, layer)[layer]).item()
 
 
+def feature_energy(nb: dict, image: torch.Tensor, painting: torch.Tensor) -> float:
+    """How strongly the picture's VGG features fire next to the painting's: each style layer's
+    Gram-matrix trace (the mean squared activation summed over channels) over the painting's,
+    averaged over the style layers. A picture that matches the painting's style statistics
+    scores 1; one with more contrast in colour and stroke than the painting scores above."""
+    layers = nb["style_layers"]
+    with torch.no_grad():
+        ours, theirs = (nb["extract_features"](picture.to(nb["device"]), layers)
+                        for picture in (image, painting))
+        return statistics.mean((nb["gram_matrix"](ours[layer]).trace()
+                                / nb["gram_matrix"](theirs[layer]).trace()).item()
+                               for layer in layers)
+
+
 def arithmetic(nb: dict) -> str:
     return f"{nb['precision']}, {nb['memory_layout']}"
 
@@ -104,7 +119,8 @@ def figures_of(nb: dict, path: Path, content_path: Path, style_path: Path) -> di
                "colour_speckle": round(nb["colour_speckle"](picture), 4),
                "photo_colour_speckle": round(nb["colour_speckle"](photo), 4),
                "painting_colour_speckle": round(nb["colour_speckle"](painting), 4),
-               "detail": round(nb["detail"](picture, photo), 3)}
+               "detail": round(nb["detail"](picture, photo), 3),
+               "feature_energy": round(feature_energy(nb, picture, painting), 3)}
     palette = palette_distances(style_path, content_path, [path])
     if palette:
         quality["palette_to_style"] = palette[0]
@@ -135,7 +151,9 @@ def figures_caption(values: dict) -> str:
     return (f"palette distance {values['palette_to_style']:.1f}, boldness "
             f"{values['chroma_p90_ratio']:.2f} / {values['gradient_ratio']:.2f}, "
             f"content loss {values['content_loss_512']:.3g}, "
-            f"colour speckle {values['colour_speckle']:.3f}, detail {values['detail']:.2f}")
+            f"colour speckle {values['colour_speckle']:.3f}, detail {values['detail']:.2f}"
+            + (f", feature energy {values['feature_energy']:.2f}" if "feature_energy" in values
+               else ""))
 
 
 def reference_sheet(nb: dict, style: str, quality: dict) -> dict | None:
@@ -153,7 +171,9 @@ def reference_sheet(nb: dict, style: str, quality: dict) -> dict | None:
                "content_loss_512": float(f"{content_loss_at(nb, reference, content_path):.4g}"),
                "colour_speckle": round(nb["colour_speckle"](reference), 4),
                "detail": round(nb["detail"](reference, helpers.load_image(content_path,
-                                                                          max_size=SIZE)), 3)}
+                                                                          max_size=SIZE)), 3),
+               "feature_energy": round(feature_energy(nb, reference, helpers.load_image(
+                   ROOT / "assets" / f"{style}.jpg", max_size=SIZE)), 3)}
     bold = boldness(ROOT / "assets" / f"{style}.jpg", [reference_path])
     if bold:
         figures["chroma_p90_ratio"], figures["gradient_ratio"] = bold[0]
@@ -178,6 +198,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help="paint only the pairs whose name contains this")
     parser.add_argument("--other", action="store_true",
                         help="paint the three other pairs instead, to outputs/other_pairs")
+    parser.add_argument("--measure-only", action="store_true",
+                        help="paint nothing: measure the saved pictures again (their seconds "
+                             "and bare passes stay as recorded)")
     arguments = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with tempfile.TemporaryDirectory() as scratch:    # the cells' own figures go nowhere
@@ -191,19 +214,24 @@ def main() -> None:
         seconds = results.setdefault(f"{prefix}_seconds", {})
         quality = results.setdefault(f"{prefix}_quality", {})
         passes = results.setdefault(f"{prefix}_floor_passes", {})
-        floors = [floor_at_512(nb)]        # before and after each picture: the machine drifts
-        print(f"paint steps per level: {STEPS}, device {nb['device']} ({arithmetic(nb)}), "
-              f"floor pass at 512 px {floors[0]:.2f} s")
+        if not arguments.measure_only:     # before and after each picture: the machine drifts
+            floors = [floor_at_512(nb)]
+            print(f"paint steps per level: {STEPS}, device {nb['device']} ({arithmetic(nb)}), "
+                  f"floor pass at 512 px {floors[0]:.2f} s")
         for content, style in pairs:
             name = f"{content}_{style}"
-            if arguments.only in name:
+            if arguments.only in name and arguments.measure_only:
+                quality[name] = figures_of(nb, folder / f"{name}.png",
+                                           ROOT / "assets" / f"{content}.jpg",
+                                           ROOT / "assets" / f"{style}.jpg")
+                print(f"  {name}: {quality[name]}", flush=True)
+            elif arguments.only in name:
                 seconds[name], quality[name] = paint_one(nb, content, style, folder)
                 floors.append(floor_at_512(nb))
                 passes[name] = round(seconds[name] / statistics.mean(floors[-2:]), 1)
                 print(f"  {passes[name]} bare VGG19 passes (floor pass {floors[-2]:.2f} s "
                       f"before, {floors[-1]:.2f} s after)", flush=True)
                 results_path.write_text(json.dumps(results, indent=2) + "\n")
-        floor = statistics.mean(floors)
         if not arguments.other:
             references = results.setdefault("gallery_512_references", {})
             for style in REFERENCES:
@@ -211,6 +239,11 @@ def main() -> None:
                     figures = reference_sheet(nb, style, quality)
                     if figures:
                         references[f"tubingen_{style}"] = figures
+        if arguments.measure_only:
+            results_path.write_text(json.dumps(results, indent=2) + "\n")
+            print("figures measured again in bench/results.json; python -m bench.readme")
+            return
+        floor = statistics.mean(floors)
         results[f"{prefix}_settings"] = {"paint_steps": list(STEPS),
                                          "paint_content_boost": nb["paint_content_boost"],
                                          "style_weight": nb["current_weights"]()["style"],
