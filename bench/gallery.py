@@ -151,9 +151,8 @@ def figures_caption(values: dict) -> str:
     return (f"palette distance {values['palette_to_style']:.1f}, boldness "
             f"{values['chroma_p90_ratio']:.2f} / {values['gradient_ratio']:.2f}, "
             f"content loss {values['content_loss_512']:.3g}, "
-            f"colour speckle {values['colour_speckle']:.3f}, detail {values['detail']:.2f}"
-            + (f", feature energy {values['feature_energy']:.2f}" if "feature_energy" in values
-               else ""))
+            f"colour speckle {values['colour_speckle']:.3f}, detail {values['detail']:.2f}, "
+            f"feature energy {values['feature_energy']:.2f}")
 
 
 def reference_sheet(nb: dict, style: str, quality: dict) -> dict | None:
@@ -165,18 +164,7 @@ def reference_sheet(nb: dict, style: str, quality: dict) -> dict | None:
     ours_path = GALLERY / f"tubingen_{style}.png"
     reference = helpers.load_image(reference_path)
     SHEETS.mkdir(exist_ok=True)
-    palettes = palette_distances(ROOT / "assets" / f"{style}.jpg", content_path,
-                                 [reference_path, ours_path])
-    figures = {"palette_to_style": palettes[0],
-               "content_loss_512": float(f"{content_loss_at(nb, reference, content_path):.4g}"),
-               "colour_speckle": round(nb["colour_speckle"](reference), 4),
-               "detail": round(nb["detail"](reference, helpers.load_image(content_path,
-                                                                          max_size=SIZE)), 3),
-               "feature_energy": round(feature_energy(nb, reference, helpers.load_image(
-                   ROOT / "assets" / f"{style}.jpg", max_size=SIZE)), 3)}
-    bold = boldness(ROOT / "assets" / f"{style}.jpg", [reference_path])
-    if bold:
-        figures["chroma_p90_ratio"], figures["gradient_ratio"] = bold[0]
+    figures = figures_of(nb, reference_path, content_path, ROOT / "assets" / f"{style}.jpg")
     ours = quality[f"tubingen_{style}"]
 
     helpers.show_images([helpers.load_image(ours_path), reference],
