@@ -53,6 +53,9 @@ OTHER = ROOT / "outputs" / "other_pairs"      # untracked: checked, not shown
 SHEETS = ROOT / "outputs"                     # untracked: the side-by-sides with a reference
 GALLERY = ROOT / "assets" / "generated" / "gallery"
 SHARED = ROOT.parent / "shared"
+# issue 19's bar: a picture as bold as its painting keeps at least these shares of the
+# painting's chroma 90th percentile and of its mean luminance gradient (../shared/tools/boldness.py)
+CHROMA_BAR, GRADIENT_BAR = 0.95, 0.90
 REFERENCES = {"starry_night": "jcjohnson_tubingen_starry_night.png",
               "the_scream": "jcjohnson_tubingen_the_scream.png"}
 

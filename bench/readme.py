@@ -22,8 +22,8 @@ import re
 import sys
 
 from bench import notebook_tools
+from bench.gallery import CHROMA_BAR, GRADIENT_BAR, OTHER_PAIRS, figures_caption
 from bench.gallery import PAIRS as GALLERY_PAIRS
-from bench.gallery import figures_caption
 
 ROOT = notebook_tools.ROOT
 README = ROOT / "README.md"
@@ -44,7 +44,8 @@ CLASSROOM_NOTEBOOK_TARGET_PASSES = round(CLASSROOM_NOTEBOOK_TARGET_SECONDS
                                          / CLASSROOM_REFERENCE_FLOOR_SECONDS)
 TITLES = {"tubingen": "Tübingen", "dog": "dog", "starry_night": "The Starry Night",
           "the_scream": "The Scream", "shipwreck": "The Shipwreck of the Minotaur",
-          "composition_vii": "Composition VII"}
+          "composition_vii": "Composition VII", "soccer": "footballers",
+          "golden_gate": "Golden Gate", "great_wave": "The Great Wave"}
 
 
 def minutes_and_seconds(seconds: float) -> str:
@@ -104,6 +105,31 @@ def gallery(results: dict, dependencies: dict) -> str:
     sheets = [side_by_side(style, quality[f"tubingen_{style}"], references[f"tubingen_{style}"])
               for style in PUBLISHED if f"tubingen_{style}" in references]
     return "\n".join(lines) + ("\n\n" + "\n\n".join(sheets) if sheets else "")
+
+
+def other_pairs(results: dict, dependencies: dict) -> str:
+    """The pairs the settings were not chosen on: figures only (the pictures stay in the
+    untracked outputs/other_pairs/), each figure below the boldness bar marked as such."""
+    quality, passes = results["other_pairs_512_quality"], results["other_pairs_512_floor_passes"]
+    lines = ["| photo | painting | bare VGG19 passes | palette distance "
+             f"| boldness: chroma / gradient (bar {CHROMA_BAR:.2f} / {GRADIENT_BAR:.2f}) "
+             "| content loss | colour speckle (photo, painting) | detail |",
+             "|---|---|---|---|---|---|---|---|"]
+    for content, style in OTHER_PAIRS:
+        name = f"{content}_{style}"
+        figures = quality[name]
+        chroma, gradient = figures["chroma_p90_ratio"], figures["gradient_ratio"]
+        flags = [f"{what} below the bar" for what, value, bar in
+                 (("chroma", chroma, CHROMA_BAR), ("gradient", gradient, GRADIENT_BAR))
+                 if value < bar]
+        lines.append(
+            f"| {TITLES[content]} | {TITLES[style]} | {passes[name]:.0f} "
+            f"| {figures['palette_to_style']:.1f} "
+            f"| {chroma:.2f} / {gradient:.2f}{' (' + ', '.join(flags) + ')' if flags else ''} "
+            f"| {figures['content_loss_512']:.3g} "
+            f"| {figures['colour_speckle']:.3f} ({figures['photo_colour_speckle']:.3f}, "
+            f"{figures['painting_colour_speckle']:.3f}) | {figures['detail']:.2f} |")
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------ CPU or GPU, and how long
@@ -325,8 +351,8 @@ def dependency_facts(results: dict, dependencies: dict) -> str:
     ])
 
 
-RENDERERS = {"gallery": gallery, "how_long": how_long, "performance": performance,
-             "dependencies": dependency_facts}
+RENDERERS = {"gallery": gallery, "other_pairs": other_pairs, "how_long": how_long,
+             "performance": performance, "dependencies": dependency_facts}
 
 
 def render(readme: str, results: dict, dependencies: dict) -> str:
