@@ -129,7 +129,7 @@ noise_steps = 500 if on_gpu else 100         # ... and from noise (section 10)
 paint_size = 512 if on_gpu else 256          # Part III's pictures, painted coarse to fine (section 25)
 paint_steps = (200, 60, 30) if on_gpu else (120, 40)     # its steps per level
 paint_content_boost = 2.0    # paint's levels after the first weigh the photo this many times more
-palette_saturation = 1.2     # paint's final palette: the painting's, colours spread this much more
+palette_saturation = 1.2     # paint's final colours: the painting's colour strength times this
 
 content_weight = 1.0     # how much the deep features must match the photo
 style_weight = 30.0      # how much the feature correlations must match the painting
@@ -1836,8 +1836,8 @@ print(f"a relu5_1 feature sees {receptive_field} x {receptive_field} pixels of t
 # stays (a level starts from the one before, and moves it only so far), and the town comes
 # back legible around it. With one content weight throughout, the Scream's sky stayed
 # banded in dark blue-grey with few coarse steps, and with many its church tower melted into
-# the sky. The painting's whole palette is taken twice, before the last level and after it
-# (the second time a little bolder than the painting), explained after the definition.
+# the sky. After the levels comes one more step, the painting's whole palette, explained
+# after the definition.
 
 # %% tags=["definitions"]
 def paint(content_path, style_path, size, level_steps, weights, content_boost, saturation,
@@ -1845,7 +1845,7 @@ def paint(content_path, style_path, size, level_steps, weights, content_boost, s
     """Coarse to fine from the recoloured photo, the last level at `size`, the levels after
     the first with the content weight times `content_boost`; with `palette_step`, the
     painting's whole palette before the last level, and at the end its palette with the
-    colours spread `saturation` times further from their mean (`saturated`, below).
+    colour strength times `saturation`.
     Returns the picture, the loss history of the last level and its GIF frames (one every
     `frame_every` steps; none if 0)."""
     image = None
@@ -1931,8 +1931,8 @@ def take_palette(image, painting, smoothing=1.5):
 
 # %% [markdown]
 # What the palette step does, on its own, to Part I's dog: the colours' saturated tail
-# (the 90th percentile, over the pixels, of the colour strength: the length of a pixel's
-# (I, Q) in YIQ, section 20) moves to the painting's, and the picture keeps its strokes.
+# (the 90th percentile of each pixel's colour strength, the length of its (I, Q) in YIQ,
+# section 20) moves to the painting's, and the picture keeps its strokes.
 
 # %% tags=["definitions"]
 def chroma_tail(image):
@@ -1956,17 +1956,15 @@ check(gap_after < gap_before, "the palette step brings the colour tail closer to
 # Matching the painting's palette is not quite enough at the end. The last palette step
 # keeps only the broad part of its change, so where a painting's strongest colour sits in
 # thin lines (The Great Wave's blue curls) the picture stays paler than the painting. So
-# the final step aims a little beyond the painting: at the painting with its colours (its
-# I and Q, section 20) spread `palette_saturation` times further from their mean colour,
-# its brightness kept (up to clipping at 0 and 1). The strokes keep their light and dark,
-# and most areas get deeper colour; a pixel on the far side of the mean colour moves
-# towards grey, so the tail rises by less than the factor (the cell prints by how much).
-# `palette_saturation = 1` gives the painting's own palette, to compare.
+# the final step aims a little beyond the painting: at the painting with the strength of
+# its colours (its I and Q, section 20) stretched about their mean by `palette_saturation`,
+# and its brightness untouched. The strokes keep their light and dark; whole areas get
+# deeper colour. (`palette_saturation = 1` gives the painting's own palette, to compare.)
 
 # %% tags=["definitions"]
 def saturated(painting, factor):
-    """The painting with its colours (I and Q in YIQ) spread `factor` times further from
-    their mean; its brightness (Y) as it was, up to clipping."""
+    """The painting with its colours' strength (I and Q in YIQ) stretched about their mean
+    by `factor`; its brightness (Y) as it was."""
     yiq = to_yiq(painting)
     colour, mean = yiq[:, 1:], yiq[:, 1:].mean(dim=(2, 3), keepdim=True)
     return from_yiq(torch.cat([yiq[:, :1], mean + factor * (colour - mean)], dim=1)).clamp(0, 1)
