@@ -1955,11 +1955,11 @@ check(gap_after < gap_before, "the palette step brings the colour tail closer to
 #
 # Matching the painting's palette is not quite enough at the end. The last palette step
 # keeps only the broad part of its change, so where a painting's strongest colour sits in
-# thin lines (The Great Wave's blue curls) the picture stays paler than the painting. So
-# the final step aims a little beyond the painting: at the painting with the strength of
-# its colours (its I and Q, section 20) stretched about their mean by `palette_saturation`,
-# and its brightness untouched. The strokes keep their light and dark; whole areas get
-# deeper colour. (`palette_saturation = 1` gives the painting's own palette, to compare.)
+# thin lines (The Great Wave's blue curls) the picture stays paler than the painting; and
+# shown side by side, people prefer a picture a little bolder than its painting. So the
+# final step aims beyond the painting: at the painting with the strength of its colours
+# (its I and Q, section 20) stretched about their mean by `palette_saturation`, and its
+# brightness untouched. The strokes keep their light and dark; whole areas get deeper colour.
 
 # %% tags=["definitions"]
 def saturated(painting, factor):
