@@ -129,7 +129,6 @@ noise_steps = 500 if on_gpu else 100         # ... and from noise (section 10)
 paint_size = 512 if on_gpu else 256          # Part III's pictures, painted coarse to fine (section 25)
 paint_steps = (200, 60, 30) if on_gpu else (120, 40)     # its steps per level
 paint_content_boost = 2.0    # paint's levels after the first weigh the photo this many times more
-palette_saturation = 1.2     # paint's final colours: the painting's colour strength times this
 
 content_weight = 1.0     # how much the deep features must match the photo
 style_weight = 30.0      # how much the feature correlations must match the painting
@@ -452,7 +451,7 @@ helpers.show_images([content_image, dog_result, style_image], ["content", "resul
 shipped_settings = {"content_path": "assets/dog.jpg", "style_path": "assets/starry_night.jpg",
                     "second_content_path": "assets/soccer.jpg", "image_size": 192, "seed": 0,
                     "num_steps": 80, "noise_steps": 100, "paint_size": 256, "tv_weight": 4e6,
-                    "paint_steps": (120, 40), "paint_content_boost": 2.0, "palette_saturation": 1.2,
+                    "paint_steps": (120, 40), "paint_content_boost": 2.0,
                     "content_weight": 1.0, "style_weight": 30.0}
 
 
@@ -1840,12 +1839,11 @@ print(f"a relu5_1 feature sees {receptive_field} x {receptive_field} pixels of t
 # after the definition.
 
 # %% tags=["definitions"]
-def paint(content_path, style_path, size, level_steps, weights, content_boost, saturation,
+def paint(content_path, style_path, size, level_steps, weights, content_boost,
           description="painting", frame_every=0, palette_step=True):
     """Coarse to fine from the recoloured photo, the last level at `size`, the levels after
     the first with the content weight times `content_boost`; with `palette_step`, the
-    painting's whole palette before the last level, and at the end its palette with the
-    colour strength times `saturation`.
+    painting's whole palette before the last level and at the end.
     Returns the picture, the loss history of the last level and its GIF frames (one every
     `frame_every` steps; none if 0)."""
     image = None
@@ -1868,7 +1866,7 @@ def paint(content_path, style_path, size, level_steps, weights, content_boost, s
             level_weights, frame_every=frame_every if last_level else 0,
             description=f"{description}, {level_size} px")
     if palette_step:
-        image = take_palette(image, saturated(style, saturation), smoothing=12)   # whole areas only
+        image = take_palette(image, style, smoothing=12)     # whole areas only: no new edges
         frames = frames[:-1] + [image.cpu()] if frames else frames   # the GIF ends on it
     return image, history, frames
 
@@ -1951,35 +1949,6 @@ gap_before, gap_after = (abs(tails[name] - tails["painting"]) for name in tails 
 check(gap_after < gap_before, "the palette step brings the colour tail closer to the painting's")
 
 # %% [markdown]
-# ### A little bolder than the painting
-#
-# Matching the painting's palette is not quite enough at the end. The last palette step
-# keeps only the broad part of its change, so where a painting's strongest colour sits in
-# thin lines (The Great Wave's blue curls) the picture stays paler than the painting; and
-# shown side by side, people prefer a picture a little bolder than its painting. So the
-# final step aims beyond the painting: at the painting with the strength of its colours
-# (its I and Q, section 20) stretched about their mean by `palette_saturation`, and its
-# brightness untouched. The strokes keep their light and dark; whole areas get deeper colour.
-
-# %% tags=["definitions"]
-def saturated(painting, factor):
-    """The painting with its colours' strength (I and Q in YIQ) stretched about their mean
-    by `factor`; its brightness (Y) as it was."""
-    yiq = to_yiq(painting)
-    colour, mean = yiq[:, 1:], yiq[:, 1:].mean(dim=(2, 3), keepdim=True)
-    return from_yiq(torch.cat([yiq[:, :1], mean + factor * (colour - mean)], dim=1)).clamp(0, 1)
-
-
-# %%
-bolder_painting = saturated(style_image, palette_saturation)
-bolder = {"painting": chroma_tail(style_image), f"x {palette_saturation}": chroma_tail(bolder_painting)}
-helpers.show_images([style_image, bolder_painting],
-                    [f"{name}: colour tail {value:.3f}" for name, value in bolder.items()],
-                    path=output_dir / f"{style_name}_saturated.jpg")
-check(bolder[f"x {palette_saturation}"] > 1.1 * bolder["painting"],
-      "the final palette's colour tail is more than 10% above the painting's")
-
-# %% [markdown]
 # Here it is on the footballers (faces, limbs and a ball in flight are harder to keep than
 # a dog in snow), against the settings of this notebook's first version: a single run
 # from the photo (fewer steps here: its speckle is there early), the five style layers
@@ -2032,7 +2001,7 @@ first_version, _, _ = stylise_fast(soccer_image, content_targets_for(soccer_imag
 
 # %%
 soccer_painted, _, soccer_frames = paint(second_content_path, style_path, paint_size, paint_steps,
-                                         current_weights(), paint_content_boost, palette_saturation,
+                                         current_weights(), paint_content_boost,
                                          description="footballers, paint",
                                          frame_every=max(1, paint_steps[-1] // 40))
 soccer_path = helpers.save_image(soccer_painted, output_dir / f"{soccer_name}_{style_name}.png")
@@ -2190,8 +2159,7 @@ if my_content_path is None:
 else:
     helpers.output_folder(output_dir, inputs=[my_content_path, my_style_path])
     my_result, _, _ = paint(my_content_path, my_style_path, paint_size, paint_steps,
-                            current_weights(), paint_content_boost, palette_saturation,
-                            description="your photo")
+                            current_weights(), paint_content_boost, description="your photo")
     my_result_path = helpers.save_image(
         my_result, output_dir / f"{Path(my_content_path).stem}_{Path(my_style_path).stem}.png")
     helpers.show_images([helpers.load_image(my_content_path, max_size=paint_size), my_result,

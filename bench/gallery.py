@@ -138,7 +138,7 @@ def paint_one(nb: dict, content: str, style: str, folder: Path = GALLERY) -> tup
     style_path = ROOT / "assets" / f"{style}.jpg"
     began = time.perf_counter()
     picture, _, _ = nb["paint"](content_path, style_path, SIZE, STEPS, nb["current_weights"](),
-                             nb["paint_content_boost"], nb["palette_saturation"],
+                             nb["paint_content_boost"],
                              description=f"{content} x {style}")
     seconds = time.perf_counter() - began
     path = folder / f"{content}_{style}.png"
@@ -237,7 +237,6 @@ def main() -> None:
         floor = statistics.mean(floors)
         results[f"{prefix}_settings"] = {"paint_steps": list(STEPS),
                                          "paint_content_boost": nb["paint_content_boost"],
-                                         "palette_saturation": nb["palette_saturation"],
                                          "style_weight": nb["current_weights"]()["style"],
                                          "tv_weight": nb["current_weights"]()["tv"],
                                          "floor_pass_512_seconds": round(floor, 3),

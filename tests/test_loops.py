@@ -359,7 +359,7 @@ def footballers(nb):
         nb["style_targets_for"](painting), PICTURE_STEPS, first_version_weights)
     painted, _, _ = nb["paint"]("assets/soccer.jpg", "assets/starry_night.jpg", PICTURE_SIZE,
                                 (PICTURE_STEPS, PICTURE_STEPS // 2), nb["current_weights"](),
-                                nb["paint_content_boost"], nb["palette_saturation"])
+                                nb["paint_content_boost"])
     return {"photo": photo, "painting": painting, "first version": first_version,
             "paint": painted}
 
@@ -414,7 +414,7 @@ def test_paints_gif_frames_end_on_the_picture_it_returns(nb):
     the saved picture, not on the picture before that step."""
     picture, _, frames = nb["paint"]("assets/soccer.jpg", "assets/starry_night.jpg", 128, (4, 4),
                                      nb["current_weights"](), nb["paint_content_boost"],
-                                     nb["palette_saturation"], frame_every=2)
+                                     frame_every=2)
     assert len(frames) > 1
     assert torch.equal(frames[-1], picture.cpu())
 
@@ -426,28 +426,6 @@ def test_paint_takes_on_the_palette_and_keeps_the_photo(nb, footballers):
     assert palette["paint"] < palette["first version"], palette
 
 
-def test_saturated_deepens_colour_and_keeps_brightness(nb):
-    """The final palette's target: the painting's colour tail up by about the factor, its
-    brightness (Y) and its mean colour unchanged."""
-    painting = H.load_image("assets/the_scream.jpg", max_size=128)
-    bolder = nb["saturated"](painting, 1.2)
-    assert 1.1 < nb["chroma_tail"](bolder) / nb["chroma_tail"](painting) < 1.25
-    yiq, bolder_yiq = nb["to_yiq"](painting), nb["to_yiq"](bolder)
-    assert (yiq[:, 0] - bolder_yiq[:, 0]).abs().max() < 0.02
-    assert torch.allclose(yiq.mean(dim=(2, 3)), bolder_yiq.mean(dim=(2, 3)), atol=0.01)
-
-
-def test_a_bolder_final_palette_deepens_the_picture(nb):
-    """paint with palette_saturation 1.2 ends with a stronger colour tail than with 1.0,
-    from the same levels."""
-    tails = {}
-    for factor in (1.0, 1.2):
-        picture, _, _ = nb["paint"]("assets/tubingen.jpg", "assets/the_scream.jpg", 96, (8, 6),
-                                    nb["current_weights"](), nb["paint_content_boost"], factor)
-        tails[factor] = nb["chroma_tail"](picture)
-    assert tails[1.2] > 1.05 * tails[1.0], tails
-
-
 def test_paints_content_boost_keeps_the_photo_after_the_first_level(nb):
     """The levels after the first weigh the photo `content_boost` times more: the picture
     strays less from the photo (content loss at 128 px) than with the boost off."""
@@ -457,7 +435,7 @@ def test_paints_content_boost_keeps_the_photo_after_the_first_level(nb):
     losses = {}
     for boost in (1.0, 4.0):
         picture, _, _ = nb["paint"]("assets/tubingen.jpg", "assets/the_scream.jpg", 128, (30, 20),
-                                    nb["current_weights"](), boost, 1.0, palette_step=False)
+                                    nb["current_weights"](), boost, palette_step=False)
         losses[boost] = torch.nn.functional.mse_loss(
             nb["content_targets_for"](picture, layer)[layer], target).item()
     assert losses[4.0] < 0.9 * losses[1.0], losses     # 0.73 when written
