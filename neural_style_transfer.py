@@ -335,7 +335,8 @@ def style_targets_for(painting):
 style_targets = style_targets_for(style_image)
 images_loaded_for = (content_path, style_path, image_size, device_name)
 style_layer_weights = {layer: 1 / style_targets[layer].shape[0] ** 2 for layer in style_layers}
-photo_features = extract_features(content_image, style_layers)   # (nothing here needs gradients)
+with torch.no_grad():
+    photo_features = extract_features(content_image, style_layers)
 print("photo vs painting, mean squared Gram difference:", ", ".join(
     f"{layer} {F.mse_loss(gram_matrix(photo_features[layer]), style_targets[layer]):.2g}"
     for layer in style_layers))

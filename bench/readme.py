@@ -62,6 +62,13 @@ PUBLISHED = {style: "https://raw.githubusercontent.com/jcjohnson/neural-style/ma
              for style, short in (("starry_night", "starry"), ("the_scream", "scream"))}
 
 
+def speckle_and_detail(figures: dict) -> str:
+    """The last two cells of a gallery row: the picture's colour speckle with the photo's and
+    the painting's in brackets, and its detail."""
+    return (f"{figures['colour_speckle']:.3f} ({figures['photo_colour_speckle']:.3f}, "
+            f"{figures['painting_colour_speckle']:.3f}) | {figures['detail']:.2f}")
+
+
 def side_by_side(style: str, ours: dict, reference: dict) -> str:
     """Ours next to the published output of the same pair, each with its figures."""
     return (f"| {TITLES[style]}: this notebook (`paint`, 512 px) "
@@ -100,8 +107,7 @@ def gallery(results: dict, dependencies: dict) -> str:
             f"| {seconds[name]:.0f} ({passes[name]:.0f}) "
             f"| {with_reference(name, 'palette_to_style', '.1f')} | {boldness} "
             f"| {with_reference(name, 'content_loss_512', '.3g')} "
-            f"| {figures['colour_speckle']:.3f} ({figures['photo_colour_speckle']:.3f}, "
-            f"{figures['painting_colour_speckle']:.3f}) | {figures['detail']:.2f} |")
+            f"| {speckle_and_detail(figures)} |")
     sheets = [side_by_side(style, quality[f"tubingen_{style}"], references[f"tubingen_{style}"])
               for style in PUBLISHED if f"tubingen_{style}" in references]
     return "\n".join(lines) + ("\n\n" + "\n\n".join(sheets) if sheets else "")
@@ -127,8 +133,7 @@ def other_pairs(results: dict, dependencies: dict) -> str:
             f"| {figures['palette_to_style']:.1f} "
             f"| {chroma:.2f} / {gradient:.2f}{' (' + ', '.join(flags) + ')' if flags else ''} "
             f"| {figures['content_loss_512']:.3g} "
-            f"| {figures['colour_speckle']:.3f} ({figures['photo_colour_speckle']:.3f}, "
-            f"{figures['painting_colour_speckle']:.3f}) | {figures['detail']:.2f} |")
+            f"| {speckle_and_detail(figures)} |")
     return "\n".join(lines)
 
 

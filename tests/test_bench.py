@@ -80,7 +80,7 @@ def test_a_changed_result_makes_its_block_stale():
 
 def test_the_other_pairs_table_marks_each_figure_below_the_bar():
     """Each of the other pairs' boldness figures under issue 19's bar is called out in its
-    row, and only those (chroma 0.87 was the Great Wave's with the painting's own palette)."""
+    row, and only those (figures set here, on and under the bar)."""
     changed = json.loads(json.dumps(RESULTS))
     quality = changed["other_pairs_512_quality"]
     quality["golden_gate_great_wave"].update(chroma_p90_ratio=0.87, gradient_ratio=1.11)
