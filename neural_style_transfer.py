@@ -1867,7 +1867,7 @@ def paint(content_path, style_path, size, level_steps, weights, content_boost,
             level_weights, frame_every=frame_every if last_level else 0,
             description=f"{description}, {level_size} px")
     if palette_step:
-        image = take_palette(image, style, smoothing=12)     # whole areas only: no new edges
+        image = take_palette(image, style, rounds=5)      # thin strokes too: see below
         frames = frames[:-1] + [image.cpu()] if frames else frames   # the GIF ends on it
     return image, history, frames
 
@@ -1890,9 +1890,12 @@ def paint(content_path, style_path, size, level_steps, weights, content_boost,
 # change is noisy (two neighbours of nearly the same colour can be sent apart), so `paint`
 # keeps only its smooth part: the change, blurred over a pixel or two. `paint` takes the
 # palette before its last level, so that the strokes are redrawn in it, and once more at
-# the end. That last time no level follows to redraw anything, so `paint` keeps only the
-# broad part of the change (blurred over 12 pixels): it recolours whole areas and draws no
-# new edges, which the content loss would see as a less legible photo.
+# the end, since the last level's style loss (which sees colour only through averages)
+# pales the tail again. The blur has a cost: where a thin stroke should turn deep blue
+# and its pale neighbours paler, their changes cancel out, and the stroke stays pale. So
+# the last time, `paint` repeats the step: each round measures what is still missing from
+# the palette and adds its smooth part. Every change stays smooth, so no speckle comes
+# back, and after a few rounds the thin strokes have their colour too.
 
 # %% tags=["definitions"]
 def transfer_palette(image, painting, turns=40, seed=0):
@@ -1921,11 +1924,13 @@ def blur(image, sigma):
                     kernel.transpose(-1, -2), groups=channels)
 
 
-def take_palette(image, painting, smoothing=1.5):
+def take_palette(image, painting, smoothing=1.5, rounds=1):
     """The smooth part (blurred over `smoothing` pixels) of the change that gives `image`
-    the painting's whole palette."""
-    change = transfer_palette(image, painting) - image
-    return (image + blur(change, sigma=smoothing)).clamp(0, 1)
+    the painting's whole palette; `rounds` times, each on what is still missing."""
+    for _ in range(rounds):
+        change = transfer_palette(image, painting) - image
+        image = (image + blur(change, sigma=smoothing)).clamp(0, 1)
+    return image
 
 
 # %% [markdown]

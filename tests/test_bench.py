@@ -263,14 +263,7 @@ def test_the_gallery_was_painted_with_the_notebooks_settings():
 
 PAINTED = [("gallery_512_quality", f"{content}_{style}") for content, style in gallery.PAIRS] + [
     ("other_pairs_512_quality", f"{content}_{style}") for content, style in gallery.OTHER_PAIRS]
-PALER_THAN_THE_PAINTING = pytest.mark.xfail(
-    strict=True, reason="known gap (issue 19): the Great Wave's deep Prussian blue comes out "
-                        "paler on the Golden Gate (chroma's 90th percentile 0.87 of the painting)")
-BOLDNESS_CASES = [pytest.param(*case, marks=PALER_THAN_THE_PAINTING)
-                  if case[1] == "golden_gate_great_wave" else case for case in PAINTED]
-
-
-@pytest.mark.parametrize("table, name", BOLDNESS_CASES)
+@pytest.mark.parametrize("table, name", PAINTED)
 def test_every_picture_is_as_bold_as_its_painting(table, name):
     """The painting's saturated colours (chroma's 90th percentile) and crisp strokes (mean
     luminance gradient), as ../shared/tools/boldness.py measured them, on the gallery and on
