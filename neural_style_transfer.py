@@ -1891,11 +1891,14 @@ def paint(content_path, style_path, size, level_steps, weights, content_boost,
 # keeps only its smooth part: the change, blurred over a pixel or two. `paint` takes the
 # palette before its last level, so that the strokes are redrawn in it, and once more at
 # the end, since the last level's style loss (which sees colour only through averages)
-# pales the tail again. The blur has a cost: where a thin stroke should turn deep blue
-# and its pale neighbours paler, their changes cancel out, and the stroke stays pale. So
-# the last time, `paint` repeats the step: each round measures what is still missing from
-# the palette and adds its smooth part. Every change stays smooth, so no speckle comes
-# back, and after a few rounds the thin strokes have their colour too.
+# pales the tail again. The blur has a cost: it passes only part of a change that varies
+# over a pixel or two. A thin stroke that should turn deep blue gets a share of its change
+# (the rest is spread onto its neighbours) and stays pale. So the last time, `paint`
+# repeats the step: each round measures what is still missing from the palette and adds
+# the smooth part of it. What a thin stroke misses, it misses again in the next round, in
+# the same place, so its shares add up; the raw change's pixel-to-pixel noise does not
+# build up the same way (on the README's eight pairs, five rounds leave the colour speckle
+# within 3% of one round's). After five rounds the thin strokes have most of their colour.
 
 # %% tags=["definitions"]
 def transfer_palette(image, painting, turns=40, seed=0):
