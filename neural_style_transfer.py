@@ -1958,7 +1958,7 @@ gap_before, gap_after = (abs(tails[name] - tails["painting"]) for name in tails 
 check(gap_after < gap_before, "the palette step brings the colour tail closer to the painting's")
 
 # %% [markdown]
-# Here it is on the footballers (faces, limbs and a ball in flight are harder to keep than
+# Here is `paint` on the footballers (faces, limbs and a ball in flight are harder to keep than
 # a dog in snow), against the settings of this notebook's first version: a single run
 # from the photo (fewer steps here: its speckle is there early), the five style layers
 # weighted equally, style/content ratio $10^{-3}$ with that weighting, and its TV weight,

@@ -389,9 +389,9 @@ def test_the_palette_step_gives_the_painting_s_colour_distribution(nb, footballe
 
 def test_repeated_palette_rounds_give_a_thin_stroke_its_colour(nb):
     """One blurred palette step leaves a one-pixel line of grey-blue short of the deep blue
-    a large patch of the same colour takes on (the line's change is shared with its cream
-    neighbours, whose change goes the other way); `paint`'s last step repeats it, and the
-    line gets well over half the patch's colour change (0.24, then 0.71, when written)."""
+    a large patch of the same colour takes on (the blur spreads most of the line's change
+    onto its cream neighbours); `paint`'s last step repeats it, and the line gets well over
+    half the patch's colour change (0.24, then 0.71, when written)."""
     cream, grey_blue, deep_blue = (torch.tensor(rgb).view(1, 3, 1, 1) for rgb in
                                    [(0.92, 0.86, 0.74), (0.55, 0.62, 0.72), (0.10, 0.20, 0.55)])
     image = cream.repeat(1, 1, 64, 64)
